@@ -1,0 +1,21 @@
+"""jaxsvd: derivatives of singular values and vectors, to any order, in JAX.
+
+The public API is re-exported here; implementation lives in private modules.
+Semi-public internals (the primitives and the series engine) are in
+``jaxsvd.internal`` and carry no stability promise.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._derivatives import derivatives as derivatives
+from ._svd import gaps as gaps
+from ._svd import svd as svd
+from ._svd import svdvals as svdvals
+from ._triplet import singular_triplet as singular_triplet
+
+try:
+    __version__ = version("jaxsvd")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["derivatives", "gaps", "singular_triplet", "svd", "svdvals"]

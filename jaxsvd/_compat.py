@@ -1,0 +1,78 @@
+"""Every JAX internal that jaxsvd touches, in one place.
+
+``jax.extend.core.Primitive``, ``jax.interpreters.{ad, batching, mlir}`` and
+``jax.experimental.jet`` carry no stability promise (``jax.core.Primitive`` is
+already gone in 0.10).  Nothing else in the package imports them: when JAX moves
+them, this is the only file to change.  Supported: JAX 0.10.x and 0.11.x.
+"""
+
+from __future__ import annotations
+
+import jax
+from jax.experimental import jet as _jet
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
+
+try:  # public home since 0.4; kept behind a guard in case it moves
+    from jax.core import ShapedArray
+except ImportError:  # pragma: no cover - future JAX
+    from jax.extend.core import ShapedArray  # type: ignore[no-redef]
+
+JAX_VERSION = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
+
+jet = _jet.jet
+jet_rules = _jet.jet_rules
+Zero = ad.Zero
+
+
+def instantiate(t):
+    """Turn a symbolic-zero tangent into an array of zeros."""
+    return ad.instantiate_zeros(t)
+
+
+def is_undefined_primal(x) -> bool:
+    return ad.is_undefined_primal(x)
+
+
+def new_primitive(name: str, *, multiple_results: bool = False) -> Primitive:
+    p = Primitive(name)
+    p.multiple_results = multiple_results
+    return p
+
+
+def def_lowering_from_fun(prim: Primitive, fun, *, multiple_results: bool) -> None:
+    """Lower ``prim`` on every platform by tracing ``fun`` (a jnp/lax function)."""
+    mlir.register_lowering(prim, mlir.lower_fun(fun, multiple_results=multiple_results))
+
+
+def def_batching(prim: Primitive, rule) -> None:
+    batching.primitive_batchers[prim] = rule
+
+
+def def_jvp(prim: Primitive, rule) -> None:
+    ad.primitive_jvps[prim] = rule
+
+
+def def_transpose(prim: Primitive, rule) -> None:
+    ad.primitive_transposes[prim] = rule
+
+
+def def_taylor(prim: Primitive, rule) -> None:
+    """Register a Taylor-mode rule with ``jax.experimental.jet``.
+
+    The rule receives *unscaled* Taylor coefficients (x(t) = x0 + x1 t + ...)
+    and returns ``(primal_out, terms_out)``; for a primitive with several
+    results ``terms_out`` holds one list of terms per result.
+    """
+    jet_rules[prim] = rule
+
+
+try:  # the NamedTuple jnp.linalg.svd returns (not re-exported publicly)
+    from jax._src.numpy.linalg import SVDResult
+except ImportError:  # pragma: no cover - future JAX
+    from typing import NamedTuple as _NT
+
+    class SVDResult(_NT):  # type: ignore[no-redef]
+        U: jax.Array
+        S: jax.Array
+        Vh: jax.Array

@@ -1,0 +1,48 @@
+"""Higher directional derivatives of the singular values (Taylor mode)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from . import _compat
+from ._svd import as_matrix, svdvals
+
+
+def derivatives(a, h, order: int):
+    r"""Directional derivatives of the singular values up to ``order``.
+
+    Row j is ``D^j S(a)[h, ..., h]``, the j-th derivative of
+    ``t -> svdvals(a + t h)`` at t = 0 (row 0 is ``svdvals(a)``).  Computed in
+    one pass of Taylor mode (``jax.experimental.jet`` through the series engine),
+    so the cost grows like order**2, not 2**order as with nested ``jax.jvp``.
+    Rows j >= 2 are NaN for singular values that are zero or coincide with
+    another (they do not exist; see :func:`jaxsvd.gaps`).
+
+    Args:
+      a: real array ``(..., m, n)``.
+      h: direction, same shape as ``a``.
+      order: static int >= 0.
+
+    Returns:
+      array of shape ``(order + 1, ..., min(m, n))``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> a = jnp.diag(jnp.array([2.0, 1.0]))
+      >>> h = jnp.array([[0.0, 1.0], [0.0, 0.0]])
+      >>> jaxsvd.derivatives(a, h, 2)[:, 0]   # sigma_1(t) = 2 + t^2/3 + ...
+      Array([2.       , 0.       , 0.6666667], dtype=float32)
+    """
+    a = as_matrix(a)
+    h = jnp.asarray(h)
+    if h.shape != a.shape:
+        raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
+    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+        raise ValueError(f"order must be a static int >= 0, got {order!r}")
+    h = h.astype(a.dtype)
+    s = svdvals(a)
+    if order == 0:
+        return s[None]
+    zeros = jnp.zeros_like(a)
+    s0, terms = _compat.jet(svdvals, (a,), ([h] + [zeros] * (order - 1),))
+    return jnp.stack([s0] + list(terms))

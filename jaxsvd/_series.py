@@ -1,0 +1,203 @@
+"""The perturbation-series engine: Taylor coefficients of the SVD of a matrix
+polynomial  A(x) = A_0 + A_1 x + ... + A_K x^K,  all orders, all triplets at once.
+
+This one function serves the JVP (order 1), the Taylor-mode ``jet`` rule
+(order K), the one-triplet rule (a column subset) and the closed forms.
+It is pure ``jnp``: its output is itself differentiable to any order.
+
+Mathematics (THEORY.md section 3; docs/theory.md).  Write U(x) = sum U_a x^a
+(m x r, thin), V(x) = sum V_c x^c (n x r) and Sigma(x) = sum Sigma_k x^k (r x r,
+block diagonal: one block per cluster of coincident singular values, diagonal
+when the spectrum is simple).  Order n of  A V = U Sigma  and  A^T U = V Sigma^T
+with U_0 = U, V_0 = V, Sigma_0 = diag(s) reads
+
+    E1_n = sum_{b=1..n} A_b V_{n-b} - sum_{k=1..n-1} U_{n-k} Sigma_k
+    E2_n = sum_{b=1..n} A_b^T U_{n-b} - sum_{k=1..n-1} V_{n-k} Sigma_k^T
+    F = U^T E1_n,   G = V^T E2_n                                   (r x r)
+
+and with U_n = U alpha + Zu, V_n = V beta + Zv (Zu, Zv orthogonal to U, V):
+
+  * pairs i, j in different clusters solve the 2 x 2 system
+        -s_j alpha_ij + s_i beta_ij = -F_ij,   s_i alpha_ij - s_j beta_ij = -G_ij
+    i.e.  alpha + beta = -(F+G)_ij/(s_i - s_j),  beta - alpha = (G-F)_ij/(s_i + s_j)
+    -- one reciprocal of a difference and one of a sum, never s_i^2 - s_j^2;
+  * the diagonal and pairs inside a cluster follow from orthogonality and the
+    gauge (no rotation inside a cluster, zero diagonal of U^T dU, V^T dV):
+        alpha = -C_n/2,  beta = -D_n/2,   C_n = sum_{a=1..n-1} U_a^T U_{n-a} (D: V);
+  * Sigma_n (cluster blocks) = F + s beta - alpha s  (= (G + s alpha - beta s)^T);
+    the singular-value coefficient is its diagonal, (F_ii + G_ii)/2;
+  * the null-space parts act through projections only (no m x m basis):
+        Zu = (I - U U^T) E1_n / s     (m > r),   Zv = (I - V V^T) E2_n / s   (n > r).
+
+Order n costs O(n) matrix products, so order K costs O(K^2) products.  The block
+(cluster) form keeps every non-degenerate triplet exact even when other
+singular values coincide: a column's recursion touches other columns only
+inside its own cluster.  Coefficients that do not exist (vectors of degenerate
+or zero singular values at order >= 1, their values at order >= 2) are set to
+NaN with :func:`jaxsvd._nanmask.nan_unless` on the way out.
+
+``cols`` restricts the computation to some columns (a union of clusters for
+exact results, e.g. one simple triplet): order n then costs O(n (mn + (m+n) r))
+per column.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence
+
+import jax.numpy as jnp
+from jax import lax
+
+from ._nanmask import nan_unless
+from ._spectrum import degeneracy_tol, pair_structure, take_cols
+
+_HIGHEST = lax.Precision.HIGHEST
+
+
+def mT(x):
+    return jnp.swapaxes(x, -1, -2)
+
+
+def mm(a, b):
+    """Matrix product at full precision (no TF32 / bf16 passes on accelerators)."""
+    return jnp.matmul(a, b, precision=_HIGHEST)
+
+
+def _sum(xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
+
+
+class SVDSeries(NamedTuple):
+    """Unscaled Taylor coefficients of orders 1..K (lists of length K)."""
+
+    s: list  # (..., c)
+    u: list  # (..., m, c) or (..., m, m) with the null-space columns
+    v: list  # (..., n, c) or (..., n, n)
+
+
+def svd_series(
+    s,
+    u,
+    v,
+    terms: Sequence,
+    *,
+    cols: Optional[tuple[int, ...]] = None,
+    vectors: bool = True,
+    u0_cols=None,
+    v0_cols=None,
+    u_null=None,
+    v_null=None,
+) -> SVDSeries:
+    """Taylor coefficients of the SVD of ``A_0 + sum_j terms[j-1] x^j``.
+
+    Args:
+      s, u, v: thin SVD of A_0: s (..., r) descending, u (..., m, r), v (..., n, r)
+        (``v`` holds the right vectors as columns).
+      terms: A_1, ..., A_K, each (..., m, n).
+      cols: the columns to compute (static); default all r.
+      vectors: whether to return the vector coefficients (values only is cheaper
+        at the last order).
+      u0_cols, v0_cols: the order-0 selected columns, if they should come from a
+        different (cheaper to differentiate) source than ``u[..., cols]``.
+      u_null, v_null: the extra orthonormal columns of a full SVD (..., m, m-r),
+        (..., n, n-r); when given, the returned vector coefficients are full.
+
+    Returns:
+      :class:`SVDSeries` with K coefficients each.
+    """
+    m, r = u.shape[-2:]
+    n = v.shape[-2]
+    all_cols = tuple(range(r))
+    cols = all_cols if cols is None else tuple(cols)
+    sel = cols != all_cols
+    K = len(terms)
+    ps = pair_structure(s, cols, m, n)
+    sc = s if not sel else take_cols(s, cols)
+    uc0 = u0_cols if u0_cols is not None else (take_cols(u, cols) if sel else u)
+    vc0 = v0_cols if v0_cols is not None else (take_cols(v, cols) if sel else v)
+    # rows of r x c matrices that belong to the selected columns
+    embed = jnp.eye(r, dtype=s.dtype)[:, list(cols)] if sel else None
+    us, vs, sig = [uc0], [vc0], [None]
+    s_out, u_out, v_out = [], [], []
+    tall, wide = m > r, n > r
+    keep_val = ~ps.bad
+    for order in range(1, K + 1):
+        e1 = _sum([mm(terms[b - 1], vs[order - b]) for b in range(1, order + 1)]
+                  + [-mm(us[order - k], sig[k]) for k in range(1, order)])
+        cdiag = _sum([jnp.sum(us[a] * us[order - a], axis=-2) for a in range(1, order)]) if order > 1 else 0
+        ddiag = _sum([jnp.sum(vs[a] * vs[order - a], axis=-2) for a in range(1, order)]) if order > 1 else 0
+        if not vectors and order == K:
+            # values only:  s_n = F_ii + s_i (C_ii - D_ii)/2
+            s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
+            s_out.append(s_n if order == 1 else nan_unless(s_n, keep_val))
+            break
+        e2 = _sum([mm(mT(terms[b - 1]), us[order - b]) for b in range(1, order + 1)]
+                  + [-mm(vs[order - k], mT(sig[k])) for k in range(1, order)])
+        f = mm(mT(u), e1)
+        g = mm(mT(v), e2)
+        if order > 1:
+            cmat = _sum([mm(mT(us[a]), us[order - a]) for a in range(1, order)])
+            dmat = _sum([mm(mT(vs[a]), vs[order - a]) for a in range(1, order)])
+            if sel:
+                cmat, dmat = mm(embed, cmat), mm(embed, dmat)
+        else:
+            cmat = dmat = jnp.zeros_like(f)
+        p, q = f + g, g - f
+        alpha = jnp.where(ps.apart, -0.5 * (p * ps.inv_diff + q * ps.inv_sum), -0.5 * cmat)
+        beta = jnp.where(ps.apart, -0.5 * (p * ps.inv_diff - q * ps.inv_sum), -0.5 * dmat)
+        # the cluster blocks of Sigma_n
+        fc, gc, ac, bc = (x if not sel else mm(mT(embed), x) for x in (f, g, alpha, beta))
+        s_col, s_row = sc[..., :, None], sc[..., None, :]
+        sig1 = fc + s_col * bc - ac * s_row
+        sig2 = mT(gc + s_col * ac - bc * s_row)
+        sig_n = jnp.where(ps.same_cc, 0.5 * (sig1 + sig2), 0.0)
+        un = mm(u, alpha)
+        vn = mm(v, beta)
+        if tall:
+            un = un + (e1 - mm(u, f)) * ps.inv_s[..., None, :]
+        if wide:
+            vn = vn + (e2 - mm(v, g)) * ps.inv_s[..., None, :]
+        us.append(un)
+        vs.append(vn)
+        sig.append(sig_n)
+        s_n = jnp.diagonal(sig_n, axis1=-2, axis2=-1)
+        s_out.append(s_n if order == 1 else nan_unless(s_n, keep_val))
+    if not vectors:
+        return SVDSeries(s_out, [], [])
+    keep_vec = keep_val[..., None, :]
+    u_out = [nan_unless(x, keep_vec) for x in us[1:]]
+    v_out = [nan_unless(x, keep_vec) for x in vs[1:]]
+    if u_null is not None or v_null is not None:
+        # rank deficiency: the complement is not differentiable
+        full_ok = ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
+        if u_null is not None and m > r:
+            nulls = _complement_series(us, u_null, K)
+            u_out = [jnp.concatenate([a, nan_unless(b, full_ok[..., None, None])], axis=-1)
+                     for a, b in zip(u_out, nulls)]
+        if v_null is not None and n > r:
+            nulls = _complement_series(vs, v_null, K)
+            v_out = [jnp.concatenate([a, nan_unless(b, full_ok[..., None, None])], axis=-1)
+                     for a, b in zip(v_out, nulls)]
+    return SVDSeries(s_out, u_out, v_out)
+
+
+def _complement_series(us, n0, K):
+    """Coefficients of the orthonormal complement N(x) of the moving range U(x).
+
+    N(x) = U gamma(x) + N_0 delta(x) with U(x)^T N(x) = 0, N(x)^T N(x) = I and
+    no rotation within the complement (the skew part of N_0^T N_n is zero):
+        gamma_n = -sum_{a=1..n} U_a^T N_{n-a},   delta_n = -1/2 sum_{a=1..n-1} N_a^T N_{n-a}.
+    """
+    u0 = us[0]
+    ns = [n0]
+    for order in range(1, K + 1):
+        gamma = -_sum([mm(mT(us[a]), ns[order - a]) for a in range(1, order + 1)])
+        nn = mm(u0, gamma)
+        if order > 1:
+            delta = -0.5 * _sum([mm(mT(ns[a]), ns[order - a]) for a in range(1, order)])
+            nn = nn + mm(n0, delta)
+        ns.append(nn)
+    return ns[1:]

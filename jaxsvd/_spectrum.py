@@ -1,0 +1,111 @@
+"""Numerical hygiene for singular-value gaps: the one place that decides what
+counts as coincident and computes the guarded gap reciprocals.
+
+Every rule (JVP, Taylor, closed-form Hessian, spectral functions) calls
+:func:`pair_structure` or :func:`cluster_ids`; nothing else divides by a
+difference or a sum of singular values.
+
+Policy (documented in docs/degeneracy.md).  With ``tol = rtol * sigma_max`` and
+``rtol = DEGENERACY_ULPS * max(m, n) * eps``:
+
+* sigma_i and sigma_j are *coincident* when they belong to one run of sorted
+  singular values whose neighbouring gaps are all <= tol (a cluster);
+* sigma_j is *zero* when sigma_j <= tol;
+* a singular value is *degenerate* when it is zero or shares its cluster.
+
+We never form sigma_i**2 - sigma_j**2 (it overflows / underflows for badly
+scaled matrices, jax issue #40185): the rules use 1/(sigma_i - sigma_j) and
+1/(sigma_i + sigma_j) separately, which scale like 1/sigma.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax import lax
+
+#: tolerance in units of eps * max(m, n) * sigma_max
+DEGENERACY_ULPS = 4
+
+
+def degeneracy_tol(s, m: int, n: int):
+    """Absolute tolerance below which two singular values count as equal."""
+    s = lax.stop_gradient(s)
+    eps = jnp.finfo(s.dtype).eps
+    smax = s[..., :1] if s.shape[-1] else jnp.zeros(s.shape[:-1] + (1,), s.dtype)
+    return DEGENERACY_ULPS * max(m, n, 1) * eps * smax  # shape (..., 1)
+
+
+def cluster_ids(s, m: int, n: int):
+    """Integer id per singular value; equal ids = coincident (sorted runs)."""
+    s = lax.stop_gradient(s)
+    tol = degeneracy_tol(s, m, n)
+    step = (s[..., :-1] - s[..., 1:]) > tol
+    zeros = jnp.zeros(s.shape[:-1] + (1,), jnp.int32)
+    return jnp.concatenate([zeros, jnp.cumsum(step.astype(jnp.int32), axis=-1)], axis=-1)
+
+
+def degenerate(s, m: int, n: int):
+    """Boolean (..., r): sigma_k is zero or coincides with another sigma_j."""
+    s_ = lax.stop_gradient(s)
+    ids = cluster_ids(s_, m, n)
+    shared = jnp.sum(ids[..., :, None] == ids[..., None, :], axis=-1) > 1
+    return shared | (s_ <= degeneracy_tol(s_, m, n))
+
+
+def _safe_recip(x, keep):
+    # double where: no inf/NaN in either branch, so derivatives stay finite
+    return jnp.where(keep, 1.0 / jnp.where(keep, x, 1.0), 0.0)
+
+
+class PairStructure(NamedTuple):
+    """Gap data for rows = all r indices, columns = the selected ``cols``."""
+
+    apart: jnp.ndarray  # (..., r, c) bool: different clusters
+    inv_diff: jnp.ndarray  # (..., r, c) 1/(s_i - s_j) where apart, else 0
+    inv_sum: jnp.ndarray  # (..., r, c) 1/(s_i + s_j) where apart, else 0
+    inv_s: jnp.ndarray  # (..., c) 1/s_j where s_j is not zero, else 0
+    bad: jnp.ndarray  # (..., c) bool: s_j degenerate (see module doc)
+    same_cc: jnp.ndarray  # (..., c, c) bool: same cluster among selected
+
+
+def pair_structure(s, cols: tuple[int, ...], m: int, n: int) -> PairStructure:
+    ids = cluster_ids(s, m, n)
+    tol = degeneracy_tol(s, m, n)
+    sc = take_cols(s, cols)
+    idc = take_cols(ids, cols)
+    apart = ids[..., :, None] != idc[..., None, :]
+    inv_diff = _safe_recip(s[..., :, None] - sc[..., None, :], apart)
+    inv_sum = _safe_recip(s[..., :, None] + sc[..., None, :], apart)
+    nonzero = lax.stop_gradient(sc) > tol
+    inv_s = _safe_recip(sc, nonzero)
+    bad = take_cols(degenerate(s, m, n), cols)
+    same_cc = idc[..., :, None] == idc[..., None, :]
+    return PairStructure(apart, inv_diff, inv_sum, inv_s, bad, same_cc)
+
+
+def take_cols(x, cols: tuple[int, ...]):
+    """x[..., cols] along the last axis, as a slice where possible (jet-friendly)."""
+    if cols == tuple(range(x.shape[-1])):
+        return x
+    if len(cols) == 1:
+        return x[..., cols[0] : cols[0] + 1]
+    return jnp.take(x, jnp.asarray(cols), axis=-1)
+
+
+def relative_gaps(s, m: int, n: int):
+    """Distance of each sigma_k to the rest of the spectrum of [[0, A], [A^T, 0]].
+
+    The other eigenvalues are sigma_j (j != k), -sigma_j (all j, so 2 sigma_k
+    itself) and 0 when m != n.  Divided by sigma_max.
+    """
+    r = s.shape[-1]
+    eye = jnp.eye(r, dtype=bool)
+    diff = jnp.abs(s[..., :, None] - s[..., None, :])
+    diff = jnp.where(eye, jnp.inf, diff)
+    summ = s[..., :, None] + s[..., None, :]
+    g = jnp.minimum(jnp.min(diff, axis=-1), jnp.min(summ, axis=-1))
+    if m != n:
+        g = jnp.minimum(g, s)
+    return g / s[..., :1]

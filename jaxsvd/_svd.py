@@ -1,0 +1,245 @@
+"""The SVD primitive and its rules: primal, first order (JVP), Taylor mode,
+registration -- in that order -- plus the public ``svd``, ``svdvals``, ``gaps``.
+
+``svd_p(a, full_matrices, compute_uv)`` returns ``(s, U, Vt)`` (or ``(s,)``)
+like ``lax.linalg.svd``'s primitive.  Its JVP is the series engine at order 1,
+its ``jet`` rule the engine at order K (jaxsvd/_series.py); both re-bind
+``svd_p`` for the primal, so every derivative is again differentiable.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import _compat
+from ._series import mT, svd_series
+from ._spectrum import relative_gaps
+
+# ---------------------------------------------------------------------------
+# input checking (shared by every public function)
+# ---------------------------------------------------------------------------
+
+
+def as_matrix(a, name: str = "a", *, batch: bool = True):
+    """Validate and promote input like ``jnp.linalg.svd`` does.
+
+    Raises ValueError for fewer than 2 dimensions (or more than 2 when
+    ``batch`` is False) and NotImplementedError for complex input.
+    """
+    if isinstance(a, (jax.ShapeDtypeStruct,)):
+        raise TypeError(f"{name} must be an array, got {a!r}")
+    a = jnp.asarray(a)
+    if a.ndim < 2:
+        raise ValueError(
+            f"{name} must have at least 2 dimensions (..., m, n); got shape {a.shape}")
+    if not batch and a.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D matrix (m, n) here (use jax.vmap for batches); got shape {a.shape}")
+    if jnp.issubdtype(a.dtype, jnp.complexfloating):
+        raise NotImplementedError(
+            "jaxsvd supports real floating input only (complex input is planned); "
+            "use jnp.linalg.svd for complex matrices")
+    if not jnp.issubdtype(a.dtype, jnp.floating):
+        a = a.astype(_inexact(a.dtype))
+    return a
+
+
+def _inexact(dtype):
+    # the dtype jnp.linalg.svd would promote to (respects jax_enable_x64)
+    return jax.eval_shape(jnp.linalg.svdvals, jax.ShapeDtypeStruct((1, 1), dtype)).dtype
+
+
+# ---------------------------------------------------------------------------
+# primal
+# ---------------------------------------------------------------------------
+
+svd_p = _compat.new_primitive("jaxsvd_svd", multiple_results=True)
+
+
+def _svd_impl(a, *, full_matrices, compute_uv):
+    if not compute_uv:
+        return [lax.linalg.svd(a, full_matrices=False, compute_uv=False)]
+    u, s, vt = lax.linalg.svd(a, full_matrices=full_matrices, compute_uv=True)
+    return [s, u, vt]
+
+
+def _svd_abstract_eval(a, *, full_matrices, compute_uv):
+    *batch, m, n = a.shape
+    r = min(m, n)
+    batch = tuple(batch)
+    s = _compat.ShapedArray(batch + (r,), a.dtype)
+    if not compute_uv:
+        return (s,)
+    ku, kv = (m, n) if full_matrices else (r, r)
+    return (s, _compat.ShapedArray(batch + (m, ku), a.dtype),
+            _compat.ShapedArray(batch + (kv, n), a.dtype))
+
+
+def _svd_batch(args, dims, **params):
+    (a,), (d,) = args, dims
+    out = svd_p.bind(jnp.moveaxis(a, d, 0), **params)
+    return out, [0] * len(out)
+
+
+def _factors(a, full_matrices):
+    """(s, U, V, U_null, V_null): thin factors plus the extra full columns."""
+    s, U, Vt = svd_p.bind(a, full_matrices=full_matrices, compute_uv=True)
+    r = s.shape[-1]
+    V = mT(Vt)
+    if not full_matrices:
+        return s, U, V, None, None, (s, U, Vt)
+    return s, U[..., :r], V[..., :r], U[..., r:], V[..., r:], (s, U, Vt)
+
+
+# ---------------------------------------------------------------------------
+# first order: the engine at order 1 (linear in the tangent, so transposable)
+# ---------------------------------------------------------------------------
+
+
+def _svd_jvp(primals, tangents, *, full_matrices, compute_uv):
+    (a,), (da,) = primals, tangents
+    if not compute_uv:
+        s, u, v, _, _, _ = _factors(a, False)
+        ser = svd_series(s, u, v, [da], vectors=False)
+        return (s,), (ser.s[0],)
+    s, u, v, un, vn, out = _factors(a, full_matrices)
+    ser = svd_series(s, u, v, [da], u_null=un, v_null=vn)
+    return out, (ser.s[0], ser.u[0], mT(ser.v[0]))
+
+
+# ---------------------------------------------------------------------------
+# Taylor mode: the engine at order K (unscaled coefficients in and out)
+# ---------------------------------------------------------------------------
+
+
+def _svd_taylor(primals_in, series_in, *, full_matrices, compute_uv):
+    (a,), (terms,) = primals_in, series_in
+    terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in terms]
+    if not compute_uv:
+        s, u, v, _, _, _ = _factors(a, False)
+        ser = svd_series(s, u, v, terms, vectors=False)
+        return (s,), [ser.s]
+    s, u, v, un, vn, out = _factors(a, full_matrices)
+    ser = svd_series(s, u, v, terms, u_null=un, v_null=vn)
+    return out, [ser.s, ser.u, [mT(x) for x in ser.v]]
+
+
+# ---------------------------------------------------------------------------
+# registration
+# ---------------------------------------------------------------------------
+
+svd_p.def_impl(partial(jax.jit, static_argnames=("full_matrices", "compute_uv"))(_svd_impl))
+svd_p.def_abstract_eval(_svd_abstract_eval)
+_compat.def_lowering_from_fun(svd_p, _svd_impl, multiple_results=True)
+_compat.def_batching(svd_p, _svd_batch)
+_compat.def_jvp(svd_p, _svd_jvp)
+_compat.def_taylor(svd_p, _svd_taylor)
+
+
+# ---------------------------------------------------------------------------
+# public functions
+# ---------------------------------------------------------------------------
+
+
+def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False,
+        subset_by_index=None):
+    r"""Singular value decomposition, differentiable to any order.
+
+    A drop-in for :func:`jax.numpy.linalg.svd` (same signature, defaults, return
+    type, values and signs -- both call LAPACK / cuSOLVER through
+    ``lax.linalg.svd``) whose derivative rules come from the perturbation series
+    of the block operator ``[[0, A], [A^T, 0]]``: ``jax.jvp``, ``grad``,
+    ``jacfwd``, ``jacrev``, ``hessian`` and ``jax.experimental.jet`` compose with
+    it to any order, under ``jit`` and ``vmap``, for ``full_matrices=True`` too.
+
+    Derivative gauge: ``diag(U^T dU) = diag(V^T dV) = 0``; the extra columns of a
+    full ``U`` (or ``V``) rotate only as far as orthogonality to the moving range
+    forces them (no rotation inside the null space).
+
+    Degeneracy: where sigma_k coincides with another singular value (within
+    ``4 * max(m, n) * eps * sigma_max``) or is zero, the derivatives that do not
+    exist -- those of u_k and v_k, and of sigma_k beyond the first order -- are
+    NaN.  Every other coefficient stays exact.  See docs/degeneracy.md.
+
+    Args:
+      a: real array of shape ``(..., m, n)``; integers are promoted.
+      full_matrices: return ``U`` (m, m) and ``Vh`` (n, n) instead of the thin factors.
+      compute_uv: return ``(U, S, Vh)``; otherwise only ``S``.
+      hermitian: must be False (see Raises).
+      subset_by_index: must be None or ``(0, min(m, n))``.
+
+    Returns:
+      ``SVDResult(U, S, Vh)`` like ``jnp.linalg.svd``, or ``S`` alone.
+
+    Raises:
+      ValueError: ``a`` has fewer than two dimensions.
+      NotImplementedError: complex input, ``hermitian=True`` or a proper subset.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxsvd
+      >>> a = jnp.array([[3.0, 0.0], [0.0, 1.0]])
+      >>> jax.jacfwd(lambda a: jaxsvd.svd(a, compute_uv=False))(a)[0]
+      Array([[1., 0.],
+             [0., 0.]], dtype=float32)
+    """
+    a = as_matrix(a)
+    if hermitian:
+        raise NotImplementedError(
+            "jaxsvd.svd(hermitian=True) is not supported: pass hermitian=False (the general "
+            "SVD is valid for symmetric input too), or use jnp.linalg.eigh for eigenpairs")
+    r = min(a.shape[-2:])
+    if subset_by_index is not None and tuple(subset_by_index) != (0, r):
+        raise NotImplementedError(
+            f"jaxsvd.svd(subset_by_index={tuple(subset_by_index)}) is not supported: slice the "
+            "full result, or use jaxsvd.singular_triplet(a, k) for one triplet")
+    full_matrices, compute_uv = bool(full_matrices), bool(compute_uv)
+    if 0 in a.shape[-2:]:
+        # empty: nothing to differentiate; same outputs as jnp.linalg.svd
+        out = jnp.linalg.svd(lax.stop_gradient(a), full_matrices=full_matrices, compute_uv=compute_uv)
+        return out
+    if not compute_uv:
+        return svd_p.bind(a, full_matrices=False, compute_uv=False)[0]
+    s, u, vt = svd_p.bind(a, full_matrices=full_matrices, compute_uv=True)
+    return _compat.SVDResult(U=u, S=s, Vh=vt)
+
+
+def svdvals(a):
+    r"""Singular values, descending, shape ``(..., min(m, n))``.
+
+    Differentiable to any order like :func:`svd`; the first derivative is
+    ``d sigma_k = u_k^T dA v_k``.  Second and higher derivatives of a sigma_k
+    that is zero or coincides with another are NaN (they do not exist).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> jaxsvd.svdvals(jnp.array([[0.0, 2.0], [1.0, 0.0]]))
+      Array([2., 1.], dtype=float32)
+    """
+    return svd(a, compute_uv=False)
+
+
+def gaps(a):
+    r"""Relative spectral gaps of each singular value.
+
+    For sigma_k: the distance to the nearest other eigenvalue of the block
+    operator ``[[0, a], [a^T, 0]]`` -- the other sigma_j, the negatives
+    -sigma_j (hence 2 sigma_k itself), and 0 when m != n -- divided by
+    sigma_max.  The j-th derivative of sigma_k scales like gap^-(j-1); a gap
+    of 0 means sigma_k is not differentiable beyond first order.
+
+    Returns:
+      array of shape ``(..., min(m, n))`` (NaN for the zero matrix).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> jaxsvd.gaps(jnp.diag(jnp.array([4.0, 3.0, 1.0])))
+      Array([0.25, 0.25, 0.5 ], dtype=float32)
+    """
+    a = as_matrix(a)
+    m, n = a.shape[-2:]
+    return relative_gaps(svdvals(a), m, n)
