@@ -1,13 +1,16 @@
 """``nan_unless(x, keep)``: NaN where a derivative does not exist.
 
-    y = x        where keep or x == 0
-    y = NaN      elsewhere
+A linear primitive with two faces, each the transpose of the other:
 
-A *linear* primitive (with the convention 0 * NaN = 0), so it transposes to
-itself: a cotangent that does not touch a non-existent derivative stays
-finite, and one that does becomes NaN -- in forward, reverse and Taylor mode
-alike.  ``jnp.where(keep, x, nan)`` would transpose to ``where(keep, ct, 0)``
-and silently turn a non-existent derivative into 0 in reverse mode.
+    forward   y = x  where keep,               NaN elsewhere
+    reverse   y = x  where keep or x == 0,     NaN elsewhere
+
+In forward and Taylor mode a non-existent coefficient is always NaN (even when
+the gauge happens to make it 0).  Its transpose lets a zero cotangent through
+(the convention 0 * NaN = 0), so reverse mode is NaN exactly when the function
+being differentiated depends on a non-existent derivative, and exact otherwise.
+``jnp.where(keep, x, nan)`` would instead transpose to ``where(keep, ct, 0)`` and
+silently turn a non-existent derivative into 0 in reverse mode.
 """
 
 from __future__ import annotations
@@ -18,53 +21,140 @@ from . import _compat
 
 nan_unless_p = _compat.new_primitive("jaxsvd_nan_unless")
 
+_OTHER = {"forward": "reverse", "reverse": "forward"}
 
-def nan_unless(x, keep):
-    """NaN in ``x`` wherever ``keep`` is False and ``x`` is non-zero."""
+
+def nan_unless(x, keep, *, face: str = "forward"):
+    """NaN in ``x`` wherever ``keep`` is False (see module docstring)."""
     keep = jnp.broadcast_to(keep, x.shape)
-    return nan_unless_p.bind(x, keep)
+    return nan_unless_p.bind(x, keep, face=face)
 
 
-def _impl(x, keep):
-    return jnp.where(keep | (x == 0), x, jnp.asarray(jnp.nan, x.dtype))
+def _impl(x, keep, *, face):
+    if face == "reverse":
+        keep = keep | (x == 0)
+    return jnp.where(keep, x, jnp.asarray(jnp.nan, x.dtype))
 
 
 nan_unless_p.def_impl(_impl)
-nan_unless_p.def_abstract_eval(lambda x, keep: _compat.ShapedArray(x.shape, x.dtype))
+nan_unless_p.def_abstract_eval(lambda x, keep, *, face: _compat.ShapedArray(x.shape, x.dtype))
 _compat.def_lowering_from_fun(nan_unless_p, _impl, multiple_results=False)
 
 
-def _jvp(primals, tangents):
+def _jvp(primals, tangents, *, face):
     x, keep = primals
     tx, _ = tangents
-    y = nan_unless_p.bind(x, keep)
+    y = nan_unless_p.bind(x, keep, face=face)
     if type(tx) is _compat.Zero:
         return y, tx
-    return y, nan_unless_p.bind(tx, keep)
+    return y, nan_unless_p.bind(tx, keep, face=face)
 
 
-def _transpose(ct, x, keep):
+def _transpose(ct, x, keep, *, face):
     if type(ct) is _compat.Zero:
         return [ct, None]
-    return [nan_unless_p.bind(ct, keep), None]
+    return [nan_unless_p.bind(ct, keep, face=_OTHER[face]), None]
 
 
-def _batch(args, dims):
+def _batch(args, dims, *, face):
     x, keep = args
     dx, dk = dims
     size = x.shape[dx] if dx is not None else keep.shape[dk]
     x = jnp.moveaxis(x, dx, 0) if dx is not None else jnp.broadcast_to(x, (size,) + x.shape)
     keep = jnp.moveaxis(keep, dk, 0) if dk is not None else jnp.broadcast_to(keep, (size,) + keep.shape)
-    return nan_unless_p.bind(x, keep), 0
+    return nan_unless_p.bind(x, keep, face=face), 0
 
 
-def _taylor(primals_in, series_in):
+def _taylor(primals_in, series_in, *, face):
     x, keep = primals_in
     terms, _ = series_in
-    return nan_unless_p.bind(x, keep), [nan_unless_p.bind(t, keep) for t in terms]
+    return (nan_unless_p.bind(x, keep, face=face),
+            [nan_unless_p.bind(t, keep, face=face) for t in terms])
 
 
 _compat.def_jvp(nan_unless_p, _jvp)
 _compat.def_transpose(nan_unless_p, _transpose)
 _compat.def_batching(nan_unless_p, _batch)
 _compat.def_taylor(nan_unless_p, _taylor)
+
+
+# ---------------------------------------------------------------------------
+# guarded_mul(coef, lin, keep) = coef * lin, whose derivative through ``coef``
+# is NaN where ``keep`` is False -- unless that derivative is multiplied by 0.
+# ---------------------------------------------------------------------------
+#
+# Used for d sigma_k = u_k^T dA v_k: the gradient sum_k c_k u_k v_k^T must have
+# an exact derivative when c_k = 0 for every degenerate k (e.g. the Hessian of
+# sigma_1 while sigma_2 = sigma_3), and a NaN one when some c_k != 0 multiplies
+# a singular vector that is not differentiable.  Rules:
+#     d(coef * lin) = dcoef * nan_unless(lin, keep, "reverse") + guarded_mul(coef, dlin, keep)
+#     transpose in lin:  ct -> guarded_mul(coef, ct, keep)
+
+guarded_mul_p = _compat.new_primitive("jaxsvd_guarded_mul")
+
+
+def guarded_mul(coef, lin, keep):
+    """``coef * lin`` whose derivative through ``coef`` is NaN where not ``keep``."""
+    shape = jnp.broadcast_shapes(coef.shape, lin.shape)
+    coef, lin = jnp.broadcast_to(coef, shape), jnp.broadcast_to(lin, shape)
+    return guarded_mul_p.bind(coef, lin, jnp.broadcast_to(keep, shape))
+
+
+def _gm_impl(coef, lin, keep):
+    return coef * lin
+
+
+def _gm_jvp(primals, tangents):
+    coef, lin, keep = primals
+    dcoef, dlin, _ = tangents
+    y = guarded_mul_p.bind(coef, lin, keep)
+    out = []
+    if type(dcoef) is not _compat.Zero:
+        out.append(dcoef * nan_unless_p.bind(lin, keep, face="reverse"))
+    if type(dlin) is not _compat.Zero:
+        out.append(guarded_mul_p.bind(coef, dlin, keep))
+    if not out:
+        return y, jnp.zeros_like(y)  # unreachable: JAX skips all-zero tangents
+    return y, out[0] if len(out) == 1 else out[0] + out[1]
+
+
+def _gm_transpose(ct, coef, lin, keep):
+    if type(ct) is _compat.Zero:
+        return [None if not _compat.is_undefined_primal(coef) else ct,
+                None if not _compat.is_undefined_primal(lin) else ct, None]
+    if _compat.is_undefined_primal(lin) and not _compat.is_undefined_primal(coef):
+        return [None, guarded_mul_p.bind(coef, ct, keep), None]
+    if _compat.is_undefined_primal(coef) and not _compat.is_undefined_primal(lin):
+        return [ct * lin, None, None]
+    raise NotImplementedError("guarded_mul is bilinear: transpose in one argument at a time")
+
+
+def _gm_batch(args, dims):
+    size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+    moved = [jnp.moveaxis(a, d, 0) if d is not None else jnp.broadcast_to(a, (size,) + a.shape)
+             for a, d in zip(args, dims)]
+    return guarded_mul_p.bind(*moved), 0
+
+
+def _gm_taylor(primals_in, series_in):
+    # Cauchy product; coefficients of coef of order >= 1 meet the guarded lin
+    coef, lin, keep = primals_in
+    cs, ls, _ = series_in
+    cs, ls = [coef] + list(cs), [lin] + list(ls)
+    glin = [nan_unless_p.bind(x, keep, face="reverse") for x in ls]
+    terms = []
+    for n in range(1, len(cs)):
+        t = guarded_mul_p.bind(coef, ls[n], keep)
+        for i in range(1, n + 1):
+            t = t + cs[i] * glin[n - i]
+        terms.append(t)
+    return guarded_mul_p.bind(coef, lin, keep), terms
+
+
+guarded_mul_p.def_impl(_gm_impl)
+guarded_mul_p.def_abstract_eval(lambda coef, lin, keep: _compat.ShapedArray(coef.shape, coef.dtype))
+_compat.def_lowering_from_fun(guarded_mul_p, _gm_impl, multiple_results=False)
+_compat.def_jvp(guarded_mul_p, _gm_jvp)
+_compat.def_transpose(guarded_mul_p, _gm_transpose)
+_compat.def_batching(guarded_mul_p, _gm_batch)
+_compat.def_taylor(guarded_mul_p, _gm_taylor)

@@ -21,9 +21,17 @@ and with U_n = U alpha + Zu, V_n = V beta + Zv (Zu, Zv orthogonal to U, V):
         -s_j alpha_ij + s_i beta_ij = -F_ij,   s_i alpha_ij - s_j beta_ij = -G_ij
     i.e.  alpha + beta = -(F+G)_ij/(s_i - s_j),  beta - alpha = (G-F)_ij/(s_i + s_j)
     -- one reciprocal of a difference and one of a sum, never s_i^2 - s_j^2;
-  * the diagonal and pairs inside a cluster follow from orthogonality and the
-    gauge (no rotation inside a cluster, zero diagonal of U^T dU, V^T dV):
-        alpha = -C_n/2,  beta = -D_n/2,   C_n = sum_{a=1..n-1} U_a^T U_{n-a} (D: V);
+  * the diagonal follows from orthogonality and the gauge (zero diagonal of
+    U^T dU, V^T dV):  alpha_ii = -C_ii/2,  beta_ii = -D_ii/2,
+    C_n = sum_{a=1..n-1} U_a^T U_{n-a}  (D_n likewise with V);
+  * pairs inside a cluster of non-zero singular values: the relative rotation
+    of U and V is fixed by a symmetric cluster block of Sigma_n,
+        beta - alpha = (G-F)_ij/(s_i + s_j),
+    and the joint rotation (the gauge freedom of a repeated singular value) is
+    set to none,  alpha + beta = -(C+D)_ij/2.  With this gauge, quantities
+    invariant under rotations inside the cluster (sum_k u_k v_k^T, projectors)
+    have exact derivatives; the individual vectors are not differentiable;
+  * pairs inside the cluster of zero singular values: alpha = -C/2, beta = -D/2;
   * Sigma_n (cluster blocks) = F + s beta - alpha s  (= (G + s alpha - beta s)^T);
     the singular-value coefficient is its diagonal, (F_ii + G_ii)/2;
   * the null-space parts act through projections only (no m x m basis):
@@ -90,6 +98,7 @@ def svd_series(
     v0_cols=None,
     u_null=None,
     v_null=None,
+    mask: bool = True,
 ) -> SVDSeries:
     """Taylor coefficients of the SVD of ``A_0 + sum_j terms[j-1] x^j``.
 
@@ -104,6 +113,8 @@ def svd_series(
         different (cheaper to differentiate) source than ``u[..., cols]``.
       u_null, v_null: the extra orthonormal columns of a full SVD (..., m, m-r),
         (..., n, n-r); when given, the returned vector coefficients are full.
+      mask: NaN for coefficients that do not exist (public outputs).  Internal
+        callers that need a smooth basis (gauge above) pass False.
 
     Returns:
       :class:`SVDSeries` with K coefficients each.
@@ -124,6 +135,7 @@ def svd_series(
     s_out, u_out, v_out = [], [], []
     tall, wide = m > r, n > r
     keep_val = ~ps.bad
+    nan = nan_unless if mask else (lambda x, keep: x)
     for order in range(1, K + 1):
         e1 = _sum([mm(terms[b - 1], vs[order - b]) for b in range(1, order + 1)]
                   + [-mm(us[order - k], sig[k]) for k in range(1, order)])
@@ -132,7 +144,7 @@ def svd_series(
         if not vectors and order == K:
             # values only:  s_n = F_ii + s_i (C_ii - D_ii)/2
             s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
-            s_out.append(s_n if order == 1 else nan_unless(s_n, keep_val))
+            s_out.append(s_n if order == 1 else nan(s_n, keep_val))
             break
         e2 = _sum([mm(mT(terms[b - 1]), us[order - b]) for b in range(1, order + 1)]
                   + [-mm(vs[order - k], mT(sig[k])) for k in range(1, order)])
@@ -146,8 +158,11 @@ def svd_series(
         else:
             cmat = dmat = jnp.zeros_like(f)
         p, q = f + g, g - f
-        alpha = jnp.where(ps.apart, -0.5 * (p * ps.inv_diff + q * ps.inv_sum), -0.5 * cmat)
-        beta = jnp.where(ps.apart, -0.5 * (p * ps.inv_diff - q * ps.inv_sum), -0.5 * dmat)
+        rot_mean = -0.25 * (cmat + dmat)
+        alpha = jnp.where(ps.apart, -0.5 * (p * ps.inv_diff + q * ps.inv_sum),
+                          jnp.where(ps.rot, rot_mean - 0.5 * q * ps.inv_sum, -0.5 * cmat))
+        beta = jnp.where(ps.apart, -0.5 * (p * ps.inv_diff - q * ps.inv_sum),
+                         jnp.where(ps.rot, rot_mean + 0.5 * q * ps.inv_sum, -0.5 * dmat))
         # the cluster blocks of Sigma_n
         fc, gc, ac, bc = (x if not sel else mm(mT(embed), x) for x in (f, g, alpha, beta))
         s_col, s_row = sc[..., :, None], sc[..., None, :]
@@ -164,22 +179,22 @@ def svd_series(
         vs.append(vn)
         sig.append(sig_n)
         s_n = jnp.diagonal(sig_n, axis1=-2, axis2=-1)
-        s_out.append(s_n if order == 1 else nan_unless(s_n, keep_val))
+        s_out.append(s_n if order == 1 else nan(s_n, keep_val))
     if not vectors:
         return SVDSeries(s_out, [], [])
     keep_vec = keep_val[..., None, :]
-    u_out = [nan_unless(x, keep_vec) for x in us[1:]]
-    v_out = [nan_unless(x, keep_vec) for x in vs[1:]]
+    u_out = [nan(x, keep_vec) for x in us[1:]]
+    v_out = [nan(x, keep_vec) for x in vs[1:]]
     if u_null is not None or v_null is not None:
         # rank deficiency: the complement is not differentiable
         full_ok = ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
         if u_null is not None and m > r:
             nulls = _complement_series(us, u_null, K)
-            u_out = [jnp.concatenate([a, nan_unless(b, full_ok[..., None, None])], axis=-1)
+            u_out = [jnp.concatenate([a, nan(b, full_ok[..., None, None])], axis=-1)
                      for a, b in zip(u_out, nulls)]
         if v_null is not None and n > r:
             nulls = _complement_series(vs, v_null, K)
-            v_out = [jnp.concatenate([a, nan_unless(b, full_ok[..., None, None])], axis=-1)
+            v_out = [jnp.concatenate([a, nan(b, full_ok[..., None, None])], axis=-1)
                      for a, b in zip(v_out, nulls)]
     return SVDSeries(s_out, u_out, v_out)
 

@@ -25,6 +25,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import lax
 
+from ._nanmask import guarded_mul
+
 #: tolerance in units of eps * max(m, n) * sigma_max
 DEGENERACY_ULPS = 4
 
@@ -63,26 +65,41 @@ class PairStructure(NamedTuple):
     """Gap data for rows = all r indices, columns = the selected ``cols``."""
 
     apart: jnp.ndarray  # (..., r, c) bool: different clusters
+    rot: jnp.ndarray  # (..., r, c) bool: same non-zero cluster, i != j
     inv_diff: jnp.ndarray  # (..., r, c) 1/(s_i - s_j) where apart, else 0
-    inv_sum: jnp.ndarray  # (..., r, c) 1/(s_i + s_j) where apart, else 0
+    inv_sum: jnp.ndarray  # (..., r, c) 1/(s_i + s_j) where s_i + s_j > tol, else 0
     inv_s: jnp.ndarray  # (..., c) 1/s_j where s_j is not zero, else 0
     bad: jnp.ndarray  # (..., c) bool: s_j degenerate (see module doc)
     same_cc: jnp.ndarray  # (..., c, c) bool: same cluster among selected
 
 
 def pair_structure(s, cols: tuple[int, ...], m: int, n: int) -> PairStructure:
+    """Gap reciprocals for the engine and the closed forms.
+
+    The reciprocals are exact in value.  Their *derivatives* through a
+    degenerate sigma are NaN: near a cluster the true rule couples to the whole
+    cluster block (first-order off-diagonal terms that a diagonal sigma cannot
+    carry), so nested differentiation of a rule would otherwise return a
+    silently wrong third derivative.  Taylor mode (the engine at order K) does
+    not differentiate the rule and stays exact.
+    """
     ids = cluster_ids(s, m, n)
     tol = degeneracy_tol(s, m, n)
+    bad_all = degenerate(s, m, n)
+    s = guarded_mul(s, jnp.ones_like(s), ~bad_all)
     sc = take_cols(s, cols)
     idc = take_cols(ids, cols)
     apart = ids[..., :, None] != idc[..., None, :]
-    inv_diff = _safe_recip(s[..., :, None] - sc[..., None, :], apart)
-    inv_sum = _safe_recip(s[..., :, None] + sc[..., None, :], apart)
     nonzero = lax.stop_gradient(sc) > tol
+    offdiag = jnp.arange(s.shape[-1])[:, None] != jnp.asarray(cols)[None, :]
+    rot = ~apart & offdiag & nonzero[..., None, :]
+    inv_diff = _safe_recip(s[..., :, None] - sc[..., None, :], apart)
+    ssum = s[..., :, None] + sc[..., None, :]
+    inv_sum = _safe_recip(ssum, lax.stop_gradient(ssum) > tol)
     inv_s = _safe_recip(sc, nonzero)
-    bad = take_cols(degenerate(s, m, n), cols)
+    bad = take_cols(bad_all, cols)
     same_cc = idc[..., :, None] == idc[..., None, :]
-    return PairStructure(apart, inv_diff, inv_sum, inv_s, bad, same_cc)
+    return PairStructure(apart, rot, inv_diff, inv_sum, inv_s, bad, same_cc)
 
 
 def take_cols(x, cols: tuple[int, ...]):

@@ -13,12 +13,12 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from . import _compat
-from ._series import mT, svd_series
-from ._spectrum import relative_gaps
+from ._nanmask import guarded_mul
+from ._series import mm, mT, svd_series
+from ._spectrum import degenerate, relative_gaps
 
 # ---------------------------------------------------------------------------
 # input checking (shared by every public function)
@@ -57,18 +57,22 @@ def _inexact(dtype):
 # ---------------------------------------------------------------------------
 # primal
 # ---------------------------------------------------------------------------
+# Parameter ``masked``: the public primitive (True) returns NaN for derivatives
+# that do not exist; the internal one (False) is the smooth basis the rules are
+# written in (gauge of _series.py), whose derivatives are finite everywhere.
 
 svd_p = _compat.new_primitive("jaxsvd_svd", multiple_results=True)
 
 
-def _svd_impl(a, *, full_matrices, compute_uv):
+def _svd_impl(a, *, full_matrices, compute_uv, masked):
+    del masked
     if not compute_uv:
         return [lax.linalg.svd(a, full_matrices=False, compute_uv=False)]
     u, s, vt = lax.linalg.svd(a, full_matrices=full_matrices, compute_uv=True)
     return [s, u, vt]
 
 
-def _svd_abstract_eval(a, *, full_matrices, compute_uv):
+def _svd_abstract_eval(a, *, full_matrices, compute_uv, masked):
     *batch, m, n = a.shape
     r = min(m, n)
     batch = tuple(batch)
@@ -86,14 +90,23 @@ def _svd_batch(args, dims, **params):
     return out, [0] * len(out)
 
 
-def _factors(a, full_matrices):
-    """(s, U, V, U_null, V_null): thin factors plus the extra full columns."""
-    s, U, Vt = svd_p.bind(a, full_matrices=full_matrices, compute_uv=True)
+def basis(a, full_matrices: bool = False):
+    """The smooth internal basis: (s, U, V, U_null, V_null), V as columns."""
+    s, U, Vt = svd_p.bind(a, full_matrices=full_matrices, compute_uv=True, masked=False)
     r = s.shape[-1]
     V = mT(Vt)
     if not full_matrices:
-        return s, U, V, None, None, (s, U, Vt)
-    return s, U[..., :r], V[..., :r], U[..., r:], V[..., r:], (s, U, Vt)
+        return s, U, V, None, None
+    return s, U[..., :r], V[..., :r], U[..., r:], V[..., r:]
+
+
+def first_order_values(s, u, v, da):
+    """d sigma_k = u_k^T dA v_k  (THEORY.md 4), with the derivative of the
+    coefficient u_k guarded (NaN for a degenerate sigma_k, but only where the
+    result actually depends on it; see _nanmask.guarded_mul)."""
+    m, n = u.shape[-2], v.shape[-2]
+    keep = ~degenerate(s, m, n)[..., None, :]
+    return jnp.sum(guarded_mul(u, mm(da, v), keep), axis=-2)
 
 
 # ---------------------------------------------------------------------------
@@ -101,15 +114,15 @@ def _factors(a, full_matrices):
 # ---------------------------------------------------------------------------
 
 
-def _svd_jvp(primals, tangents, *, full_matrices, compute_uv):
+def _svd_jvp(primals, tangents, *, full_matrices, compute_uv, masked):
     (a,), (da,) = primals, tangents
+    out = svd_p.bind(a, full_matrices=full_matrices, compute_uv=compute_uv, masked=masked)
+    s, u, v, un, vn = basis(a, full_matrices and compute_uv)
+    ds = first_order_values(s, u, v, da)
     if not compute_uv:
-        s, u, v, _, _, _ = _factors(a, False)
-        ser = svd_series(s, u, v, [da], vectors=False)
-        return (s,), (ser.s[0],)
-    s, u, v, un, vn, out = _factors(a, full_matrices)
-    ser = svd_series(s, u, v, [da], u_null=un, v_null=vn)
-    return out, (ser.s[0], ser.u[0], mT(ser.v[0]))
+        return out, (ds,)
+    ser = svd_series(s, u, v, [da], u_null=un, v_null=vn, mask=masked)
+    return out, (ds, ser.u[0], mT(ser.v[0]))
 
 
 # ---------------------------------------------------------------------------
@@ -117,15 +130,14 @@ def _svd_jvp(primals, tangents, *, full_matrices, compute_uv):
 # ---------------------------------------------------------------------------
 
 
-def _svd_taylor(primals_in, series_in, *, full_matrices, compute_uv):
+def _svd_taylor(primals_in, series_in, *, full_matrices, compute_uv, masked):
     (a,), (terms,) = primals_in, series_in
     terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in terms]
+    out = svd_p.bind(a, full_matrices=full_matrices, compute_uv=compute_uv, masked=masked)
+    s, u, v, un, vn = basis(a, full_matrices and compute_uv)
+    ser = svd_series(s, u, v, terms, vectors=compute_uv, u_null=un, v_null=vn, mask=masked)
     if not compute_uv:
-        s, u, v, _, _, _ = _factors(a, False)
-        ser = svd_series(s, u, v, terms, vectors=False)
-        return (s,), [ser.s]
-    s, u, v, un, vn, out = _factors(a, full_matrices)
-    ser = svd_series(s, u, v, terms, u_null=un, v_null=vn)
+        return out, [ser.s]
     return out, [ser.s, ser.u, [mT(x) for x in ser.v]]
 
 
@@ -133,7 +145,7 @@ def _svd_taylor(primals_in, series_in, *, full_matrices, compute_uv):
 # registration
 # ---------------------------------------------------------------------------
 
-svd_p.def_impl(partial(jax.jit, static_argnames=("full_matrices", "compute_uv"))(_svd_impl))
+svd_p.def_impl(partial(jax.jit, static_argnames=("full_matrices", "compute_uv", "masked"))(_svd_impl))
 svd_p.def_abstract_eval(_svd_abstract_eval)
 _compat.def_lowering_from_fun(svd_p, _svd_impl, multiple_results=True)
 _compat.def_batching(svd_p, _svd_batch)
@@ -203,8 +215,8 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
         out = jnp.linalg.svd(lax.stop_gradient(a), full_matrices=full_matrices, compute_uv=compute_uv)
         return out
     if not compute_uv:
-        return svd_p.bind(a, full_matrices=False, compute_uv=False)[0]
-    s, u, vt = svd_p.bind(a, full_matrices=full_matrices, compute_uv=True)
+        return svd_p.bind(a, full_matrices=False, compute_uv=False, masked=True)[0]
+    s, u, vt = svd_p.bind(a, full_matrices=full_matrices, compute_uv=True, masked=True)
     return _compat.SVDResult(U=u, S=s, Vh=vt)
 
 

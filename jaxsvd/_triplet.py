@@ -18,8 +18,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _compat
-from ._series import mT, svd_series
-from ._svd import as_matrix, svd_p
+from ._series import svd_series
+from ._svd import as_matrix, basis
 
 triplet_p = _compat.new_primitive("jaxsvd_singular_triplet", multiple_results=True)
 
@@ -45,8 +45,8 @@ def _batch(args, dims, *, k):
 def _series(a, terms, k):
     """Engine on column k; order 0 of the column from this primitive itself."""
     sk, uk, vk = triplet_p.bind(a, k=k)
-    s, u, vt = svd_p.bind(a, full_matrices=False, compute_uv=True)
-    ser = svd_series(s, u, mT(vt), terms, cols=(k,), u0_cols=uk[..., None], v0_cols=vk[..., None])
+    s, u, v, _, _ = basis(a)
+    ser = svd_series(s, u, v, terms, cols=(k,), u0_cols=uk[..., None], v0_cols=vk[..., None])
     return (sk, uk, vk), ([x[..., 0] for x in ser.s], [x[..., 0] for x in ser.u],
                           [x[..., 0] for x in ser.v])
 
