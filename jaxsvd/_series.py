@@ -178,7 +178,7 @@ def svd_series(
         us.append(un)
         vs.append(vn)
         sig.append(sig_n)
-        s_n = jnp.diagonal(sig_n, axis1=-2, axis2=-1)
+        s_n = jnp.sum(sig_n * jnp.eye(sig_n.shape[-1], dtype=sig_n.dtype), axis=-1)  # (jnp.diagonal has no jet rule)
         s_out.append(s_n if order == 1 else nan(s_n, keep_val))
     if not vectors:
         return SVDSeries(s_out, [], [])

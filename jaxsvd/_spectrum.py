@@ -95,7 +95,7 @@ def pair_structure(s, cols: tuple[int, ...], m: int, n: int) -> PairStructure:
     rot = ~apart & offdiag & nonzero[..., None, :]
     inv_diff = _safe_recip(s[..., :, None] - sc[..., None, :], apart)
     ssum = s[..., :, None] + sc[..., None, :]
-    inv_sum = _safe_recip(ssum, lax.stop_gradient(ssum) > tol)
+    inv_sum = _safe_recip(ssum, lax.stop_gradient(ssum) > tol[..., None])
     inv_s = _safe_recip(sc, nonzero)
     bad = take_cols(bad_all, cols)
     same_cc = idc[..., :, None] == idc[..., None, :]
