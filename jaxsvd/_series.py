@@ -56,7 +56,7 @@ from typing import NamedTuple, Optional, Sequence
 import jax.numpy as jnp
 from jax import lax
 
-from ._nanmask import nan_unless
+from ._nanmask import guarded_mul, nan_unless
 from ._spectrum import degeneracy_tol, pair_structure, take_cols
 
 _HIGHEST = lax.Precision.HIGHEST
@@ -158,11 +158,13 @@ def svd_series(
         else:
             cmat = dmat = jnp.zeros_like(f)
         p, q = f + g, g - f
+        # products with gap reciprocals: their derivative is NaN where it
+        # would need the cluster block (see _spectrum.pair_structure)
+        pd = guarded_mul(ps.inv_diff, p, ps.keep_pair)
+        qs = guarded_mul(ps.inv_sum, q, ps.keep_pair)
         rot_mean = -0.25 * (cmat + dmat)
-        alpha = jnp.where(ps.apart, -0.5 * (p * ps.inv_diff + q * ps.inv_sum),
-                          jnp.where(ps.rot, rot_mean - 0.5 * q * ps.inv_sum, -0.5 * cmat))
-        beta = jnp.where(ps.apart, -0.5 * (p * ps.inv_diff - q * ps.inv_sum),
-                         jnp.where(ps.rot, rot_mean + 0.5 * q * ps.inv_sum, -0.5 * dmat))
+        alpha = jnp.where(ps.apart, -0.5 * (pd + qs), jnp.where(ps.rot, rot_mean - 0.5 * qs, -0.5 * cmat))
+        beta = jnp.where(ps.apart, -0.5 * (pd - qs), jnp.where(ps.rot, rot_mean + 0.5 * qs, -0.5 * dmat))
         # the cluster blocks of Sigma_n
         fc, gc, ac, bc = (x if not sel else mm(mT(embed), x) for x in (f, g, alpha, beta))
         s_col, s_row = sc[..., :, None], sc[..., None, :]

@@ -25,8 +25,6 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import lax
 
-from ._nanmask import guarded_mul
-
 #: tolerance in units of eps * max(m, n) * sigma_max
 DEGENERACY_ULPS = 4
 
@@ -71,22 +69,23 @@ class PairStructure(NamedTuple):
     inv_s: jnp.ndarray  # (..., c) 1/s_j where s_j is not zero, else 0
     bad: jnp.ndarray  # (..., c) bool: s_j degenerate (see module doc)
     same_cc: jnp.ndarray  # (..., c, c) bool: same cluster among selected
+    keep_pair: jnp.ndarray  # (..., r, c) bool: neither sigma_i nor sigma_j degenerate
 
 
 def pair_structure(s, cols: tuple[int, ...], m: int, n: int) -> PairStructure:
     """Gap reciprocals for the engine and the closed forms.
 
-    The reciprocals are exact in value.  Their *derivatives* through a
-    degenerate sigma are NaN: near a cluster the true rule couples to the whole
-    cluster block (first-order off-diagonal terms that a diagonal sigma cannot
-    carry), so nested differentiation of a rule would otherwise return a
-    silently wrong third derivative.  Taylor mode (the engine at order K) does
-    not differentiate the rule and stays exact.
+    ``keep_pair`` marks the pairs whose reciprocals may be differentiated:
+    near a cluster the true rule couples to the whole cluster block (first-order
+    off-diagonal terms that a diagonal sigma cannot carry), so the derivative
+    of a reciprocal that involves a degenerate sigma is not the derivative of
+    the series.  Rules multiply with :func:`guarded_mul` (the derivative is
+    then NaN where it matters and exact elsewhere).  Taylor mode (the engine at
+    order K) does not differentiate the rule and stays exact.
     """
     ids = cluster_ids(s, m, n)
     tol = degeneracy_tol(s, m, n)
     bad_all = degenerate(s, m, n)
-    s = guarded_mul(s, jnp.ones_like(s), ~bad_all)
     sc = take_cols(s, cols)
     idc = take_cols(ids, cols)
     apart = ids[..., :, None] != idc[..., None, :]
@@ -99,7 +98,8 @@ def pair_structure(s, cols: tuple[int, ...], m: int, n: int) -> PairStructure:
     inv_s = _safe_recip(sc, nonzero)
     bad = take_cols(bad_all, cols)
     same_cc = idc[..., :, None] == idc[..., None, :]
-    return PairStructure(apart, rot, inv_diff, inv_sum, inv_s, bad, same_cc)
+    keep_pair = ~bad_all[..., :, None] & ~bad[..., None, :]
+    return PairStructure(apart, rot, inv_diff, inv_sum, inv_s, bad, same_cc, keep_pair)
 
 
 def take_cols(x, cols: tuple[int, ...]):
