@@ -40,6 +40,7 @@ the Hessian / HVP are NaN.
 
 from __future__ import annotations
 
+import operator
 from functools import partial
 
 import jax
@@ -56,8 +57,8 @@ def _static_index(k, r: int) -> int:
     if isinstance(k, bool):
         raise TypeError(f"k must be a static Python int, got {k!r}")
     try:
-        k = int(k)
-    except Exception:  # noqa: BLE001 - tracers, floats with fractions, objects
+        k = operator.index(k)  # Python and numpy integers; not floats or tracers
+    except TypeError:
         raise TypeError(f"k must be a static Python int, got {k!r}") from None
     if not -r <= k < r:
         raise ValueError(f"k={k} is out of range for a matrix with min(m, n) = {r} singular values")
