@@ -89,16 +89,26 @@ def run(quick: bool):
         mn = m * n
         row = {"m": m, "n": n, "entries": mn * mn}
         row["write_s"] = _write_case(mn, repeats)
-        row["jaxsvd.hessian"] = dict(zip(("compile_s", "run_s"), _jax_case(lambda x: jaxsvd.hessian(x, K), a, repeats)))
-        row["jax.hessian(singular_triplet)"] = dict(zip(
-            ("compile_s", "run_s"),
-            _jax_case(jax.hessian(lambda x: jaxsvd.singular_triplet(x, K)[0]), a, repeats)))
+        row["jaxsvd.hessian"] = dict(
+            zip(("compile_s", "run_s"), _jax_case(lambda x: jaxsvd.hessian(x, K), a, repeats), strict=True)
+        )
+        row["jax.hessian(singular_triplet)"] = dict(
+            zip(
+                ("compile_s", "run_s"),
+                _jax_case(jax.hessian(lambda x: jaxsvd.singular_triplet(x, K)[0]), a, repeats),
+                strict=True,
+            )
+        )
         if quick and (m, n) == SIZES[-1]:
             row["jax.hessian(jnp.linalg.svd)"] = None  # ~6 s a call + a long compile: full run only
         else:
-            row["jax.hessian(jnp.linalg.svd)"] = dict(zip(
-                ("compile_s", "run_s"),
-                _jax_case(jax.hessian(lambda x: jnp.linalg.svdvals(x)[K]), a, max(1, repeats // 2))))
+            row["jax.hessian(jnp.linalg.svd)"] = dict(
+                zip(
+                    ("compile_s", "run_s"),
+                    _jax_case(jax.hessian(lambda x: jnp.linalg.svdvals(x)[K]), a, max(1, repeats // 2)),
+                    strict=True,
+                )
+            )
         tc = None if quick and (m, n) == SIZES[-1] else _torch_case(a_np, max(1, repeats // 2))
         row["torch.func.hessian(svdvals)"] = None if tc is None else {"first_call_s": tc[0], "run_s": tc[1]}
         # sanity: the closed form agrees with the triplet route
@@ -111,8 +121,12 @@ def run(quick: bool):
     return results
 
 
-METHODS = ["jaxsvd.hessian", "jax.hessian(singular_triplet)", "jax.hessian(jnp.linalg.svd)",
-           "torch.func.hessian(svdvals)"]
+METHODS = [
+    "jaxsvd.hessian",
+    "jax.hessian(singular_triplet)",
+    "jax.hessian(jnp.linalg.svd)",
+    "torch.func.hessian(svdvals)",
+]
 
 
 def table(results):
@@ -131,8 +145,10 @@ def table(results):
             comp = v.get("compile_s", v.get("first_call_s"))
             cells.append(f"{v['run_s'] * 1e3:9.2f} ms {ratio:6.1f}x c{comp:6.2f}s".rjust(30))
         lines.append(f"{r['m']:>3}x{r['n']:<4} {r['write_s'] * 1e3:10.2f} ms | " + " | ".join(cells))
-    lines.append("cells: median run time, ratio to writing the (mn)x(mn) float64 array, compile time "
-                 "(torch: first call)")
+    lines.append(
+        "cells: median run time, ratio to writing the (mn)x(mn) float64 array, compile time "
+        "(torch: first call)"
+    )
     return "\n".join(lines)
 
 
@@ -141,8 +157,11 @@ def main():
     p.add_argument("--quick", action="store_true", help="3 repeats; skip the jnp and torch routes at 64x128")
     p.add_argument("--json", default="bench_hessian.json", help="where to write the JSON results")
     args = p.parse_args()
-    print(f"jax {jax.__version__}, jaxsvd {jaxsvd.__version__}, {platform.machine()}, "
-          f"{jax.devices()[0].platform}, float64, k = {K}", flush=True)
+    print(
+        f"jax {jax.__version__}, jaxsvd {jaxsvd.__version__}, {platform.machine()}, "
+        f"{jax.devices()[0].platform}, float64, k = {K}",
+        flush=True,
+    )
     results = run(args.quick)
     print(table(results))
     meta = {"jax": jax.__version__, "device": str(jax.devices()[0]), "quick": args.quick, "k": K}

@@ -81,8 +81,10 @@ def main():
         "closed forms (jaxsvd.hessian, jacobian)": jax.jit(closed_form_hessian),
     }
     out = {}
-    print(f"W: {args.m}x{args.n}, condition number {float(jnp.linalg.cond(w)):.3f}, "
-          f"Hessian {args.m * args.n}x{args.m * args.n}")
+    print(
+        f"W: {args.m}x{args.n}, condition number {float(jnp.linalg.cond(w)):.3f}, "
+        f"Hessian {args.m * args.n}x{args.m * args.n}"
+    )
     for name, f in routes.items():
         out[name], first, run = timed(f, w)
         print(f"  {name:42s} first call {first:6.2f} s, then {run * 1e3:8.2f} ms")
@@ -95,8 +97,11 @@ def main():
     hmat = out["closed forms (jaxsvd.hessian, jacobian)"].reshape(mn, mn)
     grad = jax.grad(loss_ours)(w).reshape(mn)
     step = jnp.linalg.solve(hmat, grad).reshape(w.shape)
-    print(f"  Newton step: L {float(loss_ours(w)):.6f} -> {float(loss_ours(w - step)):.6f}, "
-          f"|grad| {float(jnp.linalg.norm(grad)):.2e} -> {float(jnp.linalg.norm(jax.grad(loss_ours)(w - step))):.2e}")
+    grad_after = jnp.linalg.norm(jax.grad(loss_ours)(w - step))
+    print(
+        f"  Newton step: L {float(loss_ours(w)):.6f} -> {float(loss_ours(w - step)):.6f}, "
+        f"|grad| {float(jnp.linalg.norm(grad)):.2e} -> {float(grad_after):.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -86,13 +86,18 @@ def main():
     m, n = a_gauss.shape
     vec_j = lambda x: np.asarray(x).transpose(0, 2, 1).reshape(x.shape[0], -1)  # noqa: E731
     vec_h = lambda x: np.asarray(x).transpose(1, 0, 3, 2).reshape(m * n, m * n)  # noqa: E731
-    for fig_no, (what, idx, vec) in enumerate((("Jacobians of all singular values", (0, 1), vec_j),
-                                              ("Hessian of sigma_1", (2, 3), vec_h)), start=2):
+    for fig_no, (what, idx, vec) in enumerate(
+        (("Jacobians of all singular values", (0, 1), vec_j), ("Hessian of sigma_1", (2, 3), vec_h)), start=2
+    ):
         fig, axes = plt.subplots(2, 3, figsize=(13, 8))
         for row, (name, res) in enumerate(results.items()):
             ours, ref = vec(res[idx[0]]), vec(res[idx[1]])
-            for ax, img, title in zip(axes[row], (ours, ref, ours - ref),
-                                      ("closed form", "autodiff (jnp.linalg.svd)", "difference")):
+            for ax, img, title in zip(
+                axes[row],
+                (ours, ref, ours - ref),
+                ("closed form", "autodiff (jnp.linalg.svd)", "difference"),
+                strict=True,
+            ):
                 lim = max(np.abs(img).max(), 1e-300)
                 im = ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
                 ax.set_title(f"{name}: {title}", fontsize=10)

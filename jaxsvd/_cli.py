@@ -64,20 +64,26 @@ def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndar
                 names = list(z.files)
                 if array is not None:
                     if array not in names:
-                        raise CLIError(f"{what} file {p.name} has no array {array!r} (it has: {', '.join(names)})")
+                        raise CLIError(
+                            f"{what} file {p.name} has no array {array!r} (it has: {', '.join(names)})"
+                        )
                     name = array
                 elif len(names) == 1:
                     name = names[0]
                 elif not names:
                     raise CLIError(f"{what} file {p.name} holds no arrays")
                 else:
-                    raise CLIError(f"{what} file {p.name} holds several arrays ({', '.join(names)}): "
-                                   "choose one with --array NAME")
+                    raise CLIError(
+                        f"{what} file {p.name} holds several arrays ({', '.join(names)}): "
+                        "choose one with --array NAME"
+                    )
                 x = z[name]
         elif suffix == ".csv":
             x = np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
         else:
-            raise CLIError(f"{what} file {p.name}: unknown format {suffix or '(none)'!r}; use .npy, .npz or .csv")
+            raise CLIError(
+                f"{what} file {p.name}: unknown format {suffix or '(none)'!r}; use .npy, .npz or .csv"
+            )
     except CLIError:
         raise
     except ValueError as e:  # pickled objects, unparsable csv, corrupt files
@@ -106,8 +112,11 @@ def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndar
 
 def _jsonable(x):
     x = np.asarray(x, dtype=np.float64)
-    return [None if not math.isfinite(v) else v for v in x.ravel().tolist()] if x.ndim == 1 else \
-        [_jsonable(row) for row in x]
+    return (
+        [None if not math.isfinite(v) else v for v in x.ravel().tolist()]
+        if x.ndim == 1
+        else [_jsonable(row) for row in x]
+    )
 
 
 @contextlib.contextmanager
@@ -121,8 +130,14 @@ def _progress(description: str, total: int, enabled: bool = True):
         except ImportError:
             bar = None
         else:
-            bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                           TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
     if bar is None:
         yield lambda desc=None: None
         return
@@ -152,9 +167,9 @@ def _print_table(title, columns, rows, file=None):
         return
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
     print(title, file=file)
-    print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)), file=file)
+    print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=True)), file=file)
     for r in rows:
-        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)), file=file)
+        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)), file=file)
 
 
 def _term_width():
@@ -288,15 +303,28 @@ def case_rows(name: str, c: dict, order: int):
     add("Jacobian (all k)", "jnp.linalg.svd: jacfwd", _rel_err(c["jac"], c["jac_ref"]), 1e-10)
     if "hess" in c:
         ks = c["hvp_ks"]
-        add(f"Hessian (k = {ks[0]}..{ks[-1]})", "jnp.linalg.svd: hessian",
-            _rel_err(c["hess"], c["hess_ref"][ks]), 1e-10)
+        add(
+            f"Hessian (k = {ks[0]}..{ks[-1]})",
+            "jnp.linalg.svd: hessian",
+            _rel_err(c["hess"], c["hess_ref"][ks]),
+            1e-10,
+        )
         m, n = c["a"].shape
         vec_ref = c["hess_ref"][0].transpose(1, 0, 3, 2).reshape(m * n, m * n)
-        add("Hessian, vec layout (k = 0)", "jnp.linalg.svd: hessian, vec", _rel_err(c["hess_vec0"], vec_ref), 1e-10)
+        add(
+            "Hessian, vec layout (k = 0)",
+            "jnp.linalg.svd: hessian, vec",
+            _rel_err(c["hess_vec0"], vec_ref),
+            1e-10,
+        )
     add("HVP", "jnp.linalg.svd: jvp of jacrev", _rel_err(c["hvp"], c["hvp_ref"]), 1e-10)
     for j in range(1, order + 1):
-        add(f"Taylor order {j}", "jnp.linalg.svd: nested jvp",
-            _rel_err(c["taylor"][j], c["taylor_ref"][j]), _taylor_tol(j))
+        add(
+            f"Taylor order {j}",
+            "jnp.linalg.svd: nested jvp",
+            _rel_err(c["taylor"][j], c["taylor_ref"][j]),
+            _taylor_tol(j),
+        )
     for j, fd in c["taylor_fd"].items():
         add(f"Taylor order {j}", "finite differences (numpy)", _rel_err(c["taylor"][j], fd), 1e-6)
     return rows
@@ -316,9 +344,17 @@ def paper_cases(seed: int = DEMO_SEED, shape=DEMO_SHAPE):
 
 
 def _rows_json(rows):
-    return [{"check": r[0], "matrix": r[1], "reference": r[2],
-             "rel_error": None if not math.isfinite(r[3]) else r[3], "tolerance": r[4], "ok": r[5]}
-            for r in rows]
+    return [
+        {
+            "check": r[0],
+            "matrix": r[1],
+            "reference": r[2],
+            "rel_error": None if not math.isfinite(r[3]) else r[3],
+            "tolerance": r[4],
+            "ok": r[5],
+        }
+        for r in rows
+    ]
 
 
 def _paper_formula_rows(cases, order):
@@ -329,8 +365,15 @@ def _paper_formula_rows(cases, order):
         true = c["taylor"][:, 1] / np.array([math.factorial(j) for j in range(order + 1)])
         chain = chain_coefficients(c["a"], 1, [c["h"]], order)
         for j in range(1, order + 1):
-            rows.append([name, str(j), f"{true[j]:+.5g}", f"{chain[j]:+.5g}",
-                         "agrees" if abs(chain[j] - true[j]) <= 1e-9 * max(abs(true[j]), 1.0) else "differs"])
+            rows.append(
+                [
+                    name,
+                    str(j),
+                    f"{true[j]:+.5g}",
+                    f"{chain[j]:+.5g}",
+                    "agrees" if abs(chain[j] - true[j]) <= 1e-9 * max(abs(true[j]), 1.0) else "differs",
+                ]
+            )
     return rows
 
 
@@ -357,20 +400,38 @@ def _cmd_demo(args) -> int:
     ok = all(r[5] for r in rows)
     paper_rows = _paper_formula_rows(computed, order)
     if args.json:
-        print(json.dumps({"ok": ok, "shape": list(DEMO_SHAPE), "seed": args.seed, "order": order,
-                          "checks": _rows_json(rows), "figures": [str(p) for p in paths],
-                          "seconds": time.perf_counter() - t0}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "shape": list(DEMO_SHAPE),
+                    "seed": args.seed,
+                    "order": order,
+                    "checks": _rows_json(rows),
+                    "figures": [str(p) for p in paths],
+                    "seconds": time.perf_counter() - t0,
+                },
+                indent=2,
+            )
+        )
     else:
         m, n = DEMO_SHAPE
-        _print_table(f"jaxsvd demo: the seed paper's {m}x{n} experiments (seed {args.seed}), "
-                     f"direction H ~ N(0,1)",
-                     ["check", "matrix", "reference", "rel. error", "tolerance", ""], _format_rows(rows))
-        _print_table("sigma_2 Taylor coefficients: complete series vs the seed paper's printed formula",
-                     ["matrix", "order", "jaxsvd", "paper (chain terms)", ""], paper_rows)
+        _print_table(
+            f"jaxsvd demo: the seed paper's {m}x{n} experiments (seed {args.seed}), direction H ~ N(0,1)",
+            ["check", "matrix", "reference", "rel. error", "tolerance", ""],
+            _format_rows(rows),
+        )
+        _print_table(
+            "sigma_2 Taylor coefficients: complete series vs the seed paper's printed formula",
+            ["matrix", "order", "jaxsvd", "paper (chain terms)", ""],
+            paper_rows,
+        )
         for p in paths:
             print(f"wrote {p}")
-        print(f"{'all checks passed' if ok else 'SOME CHECKS FAILED'} "
-              f"({sum(r[5] for r in rows)}/{len(rows)}, {time.perf_counter() - t0:.1f} s)")
+        print(
+            f"{'all checks passed' if ok else 'SOME CHECKS FAILED'} "
+            f"({sum(r[5] for r in rows)}/{len(rows)}, {time.perf_counter() - t0:.1f} s)"
+        )
     return 0 if ok else 1
 
 
@@ -384,11 +445,21 @@ def _write_figures(out: Path, computed, order):
         raise CLIError(f"cannot create output folder {str(out)!r}: {e}") from None
     paths = [
         _plots.jacobian_figure(out / "jacobian.png", [(n, c["jac"], c["jac_ref"]) for n, c in computed]),
-        _plots.hessian_figure(out / "hessian.png", [(n, c["hess_vec0"], c["hess_ref"][0]) for n, c in computed], k=0),
+        _plots.hessian_figure(
+            out / "hessian.png", [(n, c["hess_vec0"], c["hess_ref"][0]) for n, c in computed], k=0
+        ),
     ]
     name, c = computed[0]
-    paths.append(_plots.taylor_error_figure(out / "taylor_error.png", c["a"], c["h"], c["taylor"], k=0,
-                                            title=f"(A ~ {name}, {c['a'].shape[0]}x{c['a'].shape[1]})"))
+    paths.append(
+        _plots.taylor_error_figure(
+            out / "taylor_error.png",
+            c["a"],
+            c["h"],
+            c["taylor"],
+            k=0,
+            title=f"(A ~ {name}, {c['a'].shape[0]}x{c['a'].shape[1]})",
+        )
+    )
     series = []
     for name, c in computed:
         true = c["taylor"][:, 1] / np.array([math.factorial(j) for j in range(order + 1)])
@@ -431,9 +502,14 @@ def _cmd_check(args) -> int:
     if args.json:
         print(json.dumps({"ok": ok, "checks": _rows_json(rows)}, indent=2))
     else:
-        _print_table("jaxsvd check", ["check", "matrix", "reference", "rel. error", "tolerance", ""],
-                     _format_rows(rows))
-        print(f"{'all checks passed' if ok else 'SOME CHECKS FAILED'} ({sum(r[5] for r in rows)}/{len(rows)})")
+        _print_table(
+            "jaxsvd check",
+            ["check", "matrix", "reference", "rel. error", "tolerance", ""],
+            _format_rows(rows),
+        )
+        print(
+            f"{'all checks passed' if ok else 'SOME CHECKS FAILED'} ({sum(r[5] for r in rows)}/{len(rows)})"
+        )
     return 0 if ok else 1
 
 
@@ -451,8 +527,11 @@ def _cmd_taylor(args) -> int:
         print(json.dumps({"shape": list(a.shape), "order": args.order, "derivatives": _jsonable(d)}))
         return 0
     cols = [f"sigma_{i + 1}" for i in range(d.shape[1])]
-    _print_table(f"D^j sigma(A)[H, ..., H], j = 0..{args.order}", ["j"] + cols,
-                 [[str(j)] + [f"{v:+.6e}" for v in row] for j, row in enumerate(d)])
+    _print_table(
+        f"D^j sigma(A)[H, ..., H], j = 0..{args.order}",
+        ["j"] + cols,
+        [[str(j)] + [f"{v:+.6e}" for v in row] for j, row in enumerate(d)],
+    )
     return 0
 
 
@@ -475,8 +554,12 @@ def _cmd_hessian(args) -> int:
         raise CLIError(f"cannot write {str(out)!r}: {e}") from None
     bad = bool(np.isnan(hess).any())
     msg = {"out": str(out), "shape": list(hess.shape), "layout": args.layout, "k": args.k, "nan": bad}
-    print(json.dumps(msg) if args.json else
-          f"wrote {out}: shape {hess.shape} ({args.layout} layout)" + (" -- NaN: sigma_k is degenerate" if bad else ""))
+    print(
+        json.dumps(msg)
+        if args.json
+        else f"wrote {out}: shape {hess.shape} ({args.layout} layout)"
+        + (" -- NaN: sigma_k is degenerate" if bad else "")
+    )
     return 0
 
 
@@ -491,9 +574,11 @@ def _cmd_bench(args) -> int:
     where = _find_benchmarks()
     names = ["bench_hessian.py", "bench_taylor.py"] if args.which == "all" else [f"bench_{args.which}.py"]
     if where is None:
-        print("The benchmarks ship with the source tree, not the wheel. From a checkout, run\n"
-              "  python benchmarks/bench_hessian.py --quick\n  python benchmarks/bench_taylor.py --quick",
-              file=sys.stderr)
+        print(
+            "The benchmarks ship with the source tree, not the wheel. From a checkout, run\n"
+            "  python benchmarks/bench_hessian.py --quick\n  python benchmarks/bench_taylor.py --quick",
+            file=sys.stderr,
+        )
         return 1
     rc = 0
     for name in names:
@@ -523,8 +608,11 @@ def _positive_int(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Derivatives of singular values to any order, in JAX: "
-                     "checks, figures and closed forms from the shell.")
+    parser = _Parser(
+        prog=PROG,
+        description="Derivatives of singular values to any order, in JAX: "
+        "checks, figures and closed forms from the shell.",
+    )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -541,20 +629,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("check", help="check every rule against independent references (exit 1 on failure)")
-    p.add_argument("--matrix", nargs="+", metavar="FILE", help=".npy / .npz / .csv matrices (default: random)")
+    p.add_argument(
+        "--matrix", nargs="+", metavar="FILE", help=".npy / .npz / .csv matrices (default: random)"
+    )
     p.add_argument("--array", help="array name inside .npz files")
-    p.add_argument("--random", nargs=2, type=int, metavar=("M", "N"), default=(6, 10),
-                   help="shape of the random Gaussian matrices (default 6 10)")
+    p.add_argument(
+        "--random",
+        nargs=2,
+        type=int,
+        metavar=("M", "N"),
+        default=(6, 10),
+        help="shape of the random Gaussian matrices (default 6 10)",
+    )
     p.add_argument("--count", type=_positive_int, default=2, help="how many random matrices (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--order", type=_positive_int, default=4, help="highest Taylor order (default 4)")
-    p.add_argument("--max-hessian-size", type=int, default=400, metavar="MN",
-                   help="compare full Hessians only for m*n <= MN (HVPs always; default 400)")
+    p.add_argument(
+        "--max-hessian-size",
+        type=int,
+        default=400,
+        metavar="MN",
+        help="compare full Hessians only for m*n <= MN (HVPs always; default 400)",
+    )
     p.add_argument("--json", action="store_true")
     quiet(p)
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser("figures", help="write the PNG figures (Jacobian, Hessian, Taylor error, paper formula)")
+    p = sub.add_parser(
+        "figures", help="write the PNG figures (Jacobian, Hessian, Taylor error, paper formula)"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=DEMO_SEED)
     p.add_argument("--order", type=_positive_int, default=6)
@@ -573,8 +676,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matrix", required=True, metavar="A", help="matrix file (.npy, .npz, .csv)")
     p.add_argument("--k", required=True, type=int, help="0-based index of the singular value (descending)")
     p.add_argument("--out", required=True, help="output .npy file")
-    p.add_argument("--layout", choices=("tensor", "vec"), default="tensor",
-                   help="tensor (m, n, m, n) or vec (mn, mn), column-major (default tensor)")
+    p.add_argument(
+        "--layout",
+        choices=("tensor", "vec"),
+        default="tensor",
+        help="tensor (m, n, m, n) or vec (mn, mn), column-major (default tensor)",
+    )
     p.add_argument("--array", help="array name inside .npz files")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_hessian)

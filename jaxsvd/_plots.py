@@ -47,10 +47,20 @@ def _triptych(path, rows, row_label, xlabel, ylabel, suptitle):
         _panel(fig, axes[i, 0], ours, f"{name}: closed form (jaxsvd)")
         _panel(fig, axes[i, 1], ref, f"{name}: autodiff through jnp.linalg.svd")
         err = np.nanmax(np.abs(diff)) / max(np.nanmax(np.abs(ref)), 1e-300)
-        _panel(fig, axes[i, 2], diff, f"{name}: difference (max rel. {err:.1e})", label="closed form - autodiff")
+        _panel(
+            fig, axes[i, 2], diff, f"{name}: difference (max rel. {err:.1e})", label="closed form - autodiff"
+        )
         if not np.any(diff):
-            axes[i, 2].text(0.5, 0.5, "identical to the last bit", ha="center", va="center",
-                            transform=axes[i, 2].transAxes, fontsize=11, color="0.3")
+            axes[i, 2].text(
+                0.5,
+                0.5,
+                "identical to the last bit",
+                ha="center",
+                va="center",
+                transform=axes[i, 2].transAxes,
+                fontsize=11,
+                color="0.3",
+            )
         for ax in axes[i]:
             ax.set_xlabel(xlabel, fontsize=9)
             ax.set_ylabel(ylabel, fontsize=9)
@@ -72,11 +82,17 @@ def jacobian_figure(path, cases):
     rows = []
     for name, ours, ref in cases:
         r, m, n = ours.shape
-        vec = lambda x: np.asarray(x).transpose(0, 2, 1).reshape(r, m * n)  # noqa: E731
+        vec = lambda x, r=r, m=m, n=n: np.asarray(x).transpose(0, 2, 1).reshape(r, m * n)  # noqa: E731
         rows.append((name, vec(ours), vec(ref)))
     r, m, n = cases[0][1].shape
-    return _triptych(path, rows, "k", f"vec(A) index (column-major, {m}x{n})", "singular value k",
-                     f"Jacobians d sigma_k / dA = u_k v_k^T of a {m}x{n} matrix (seed paper, Figure 2)")
+    return _triptych(
+        path,
+        rows,
+        "k",
+        f"vec(A) index (column-major, {m}x{n})",
+        "singular value k",
+        f"Jacobians d sigma_k / dA = u_k v_k^T of a {m}x{n} matrix (seed paper, Figure 2)",
+    )
 
 
 def hessian_figure(path, cases, k=0):
@@ -91,9 +107,14 @@ def hessian_figure(path, cases, k=0):
         m, n = ref.shape[:2]
         rows.append((name, np.asarray(ours), np.asarray(ref).transpose(1, 0, 3, 2).reshape(m * n, m * n)))
     m, n = cases[0][2].shape[:2]
-    return _triptych(path, rows, "", "vec(A) index (column-major)", "vec(A) index (column-major)",
-                     f"Hessian d^2 sigma_{k + 1} / d vec(A)^2 of a {m}x{n} matrix, {m * n}x{m * n} "
-                     "(seed paper, Figure 3)")
+    return _triptych(
+        path,
+        rows,
+        "",
+        "vec(A) index (column-major)",
+        "vec(A) index (column-major)",
+        f"Hessian d^2 sigma_{k + 1} / d vec(A)^2 of a {m}x{n} matrix, {m * n}x{m * n} (seed paper, Figure 3)",
+    )
 
 
 def taylor_error_figure(path, a, h, derivs, k=0, title=""):
@@ -127,8 +148,11 @@ def taylor_error_figure(path, a, h, derivs, k=0, title=""):
     ax.set_ylim(floor / 10, top)
     ax.set_xlabel("step size t")
     ax.set_ylabel(f"|sigma_{k + 1}(A + tH) - Taylor polynomial of order K|")
-    ax.set_title(f"Taylor error of sigma_{k + 1} along a direction H {title}\n"
-                 "dotted: slope K + 1 (exact sigma from numpy LAPACK, derivatives from jaxsvd)", fontsize=10)
+    ax.set_title(
+        f"Taylor error of sigma_{k + 1} along a direction H {title}\n"
+        "dotted: slope K + 1 (exact sigma from numpy LAPACK, derivatives from jaxsvd)",
+        fontsize=10,
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="order", fontsize=8, ncol=2)
     fig.tight_layout()
@@ -145,14 +169,16 @@ def paper_series_figure(path, series, k=1):
     """
     plt = _plt()
     fig, axes = plt.subplots(1, len(series), figsize=(6.2 * len(series), 4.8), squeeze=False)
-    for ax, (name, true, chain) in zip(axes[0], series):
+    for ax, (name, true, chain) in zip(axes[0], series, strict=True):
         order = len(true) - 1
         n = np.arange(1, order + 1)
         ax.plot(n, true[1:], "o-", color="C0", ms=7, label="complete series (jaxsvd)")
         ax.plot(n, chain[1:], "s--", color="C3", ms=6, label="paper's printed formula (chain terms)")
         ax.set_yscale("symlog", linthresh=1.0)
         ax.axvspan(2.5, order + 0.5, color="C3", alpha=0.06)
-        ax.text(2.6, 0.02, "formula wrong from n = 3", transform=ax.get_xaxis_transform(), color="C3", fontsize=8)
+        ax.text(
+            2.6, 0.02, "formula wrong from n = 3", transform=ax.get_xaxis_transform(), color="C3", fontsize=8
+        )
         ax.set_xticks(n)
         ax.set_xlabel("order n")
         ax.set_ylabel(f"Taylor coefficient sigma_{k + 1}^(n)  (symlog)")

@@ -14,11 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import gaussian, max_rel_err
 
 import jaxsvd
 from jaxsvd._cli import main
-
-from helpers import gaussian, max_rel_err
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,8 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-m", "jaxsvd", "demo", "--out", str(out / "figs"), "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxsvd", "demo", "--out", str(out / "figs"), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     return proc, out / "figs"
 
 
@@ -52,8 +56,18 @@ def _save(path, x):
 
 def test_taylor_json_matches_derivatives(tmp_path, capsys):
     a, h = gaussian((4, 3), 1), gaussian((4, 3), 2)
-    rc = main(["taylor", "--matrix", _save(tmp_path / "a.npy", a), "--direction",
-               _save(tmp_path / "h.npy", h), "--order", "3", "--json"])
+    rc = main(
+        [
+            "taylor",
+            "--matrix",
+            _save(tmp_path / "a.npy", a),
+            "--direction",
+            _save(tmp_path / "h.npy", h),
+            "--order",
+            "3",
+            "--json",
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     got = np.array(out["derivatives"])
@@ -68,18 +82,52 @@ def test_taylor_csv_and_npz_inputs(tmp_path, capsys):
     a, h = gaussian((3, 5), 3), gaussian((3, 5), 4)
     np.savetxt(tmp_path / "a.csv", np.asarray(a), delimiter=",")
     np.savez(tmp_path / "ah.npz", A=np.asarray(a), H=np.asarray(h))
-    assert main(["taylor", "--matrix", str(tmp_path / "a.csv"), "--direction",
-                 _save(tmp_path / "h.npy", h), "--order", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "taylor",
+                "--matrix",
+                str(tmp_path / "a.csv"),
+                "--direction",
+                _save(tmp_path / "h.npy", h),
+                "--order",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     got = np.array(json.loads(capsys.readouterr().out)["derivatives"])
     np.testing.assert_allclose(got, jaxsvd.derivatives(a, h, 2), rtol=1e-12)
     # .npz with two arrays needs --array
-    rc = main(["taylor", "--matrix", str(tmp_path / "ah.npz"), "--direction", str(tmp_path / "ah.npz"),
-               "--order", "2"])
+    rc = main(
+        [
+            "taylor",
+            "--matrix",
+            str(tmp_path / "ah.npz"),
+            "--direction",
+            str(tmp_path / "ah.npz"),
+            "--order",
+            "2",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "--array" in err and len(err.strip().splitlines()) == 1
     # the text table
-    assert main(["taylor", "--matrix", str(tmp_path / "a.csv"), "--direction",
-                 str(tmp_path / "h.npy"), "--order", "1"]) == 0
+    assert (
+        main(
+            [
+                "taylor",
+                "--matrix",
+                str(tmp_path / "a.csv"),
+                "--direction",
+                str(tmp_path / "h.npy"),
+                "--order",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "sigma_3" in capsys.readouterr().out
 
 
@@ -96,8 +144,24 @@ def test_hessian_command(tmp_path, capsys):
     assert max_rel_err(np.load(out), np.asarray(ref).transpose(1, 0, 3, 2).reshape(12, 12)) <= 1e-10
 
 
-@pytest.mark.parametrize("case", ["missing", "pickle", "3d", "text", "badcsv", "suffix", "complex",
-                                  "badzip", "nonfinite", "k", "shape", "option", "order"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "pickle",
+        "3d",
+        "text",
+        "badcsv",
+        "suffix",
+        "complex",
+        "badzip",
+        "nonfinite",
+        "k",
+        "shape",
+        "option",
+        "order",
+    ],
+)
 def test_bad_input_one_line_exit_2(tmp_path, capsys, case):
     good = _save(tmp_path / "good.npy", np.eye(3) + np.diag([1.0, 2.0, 3.0]))
     bad = tmp_path / "bad.npy"
@@ -126,8 +190,15 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, case):
     elif case == "k":
         argv = ["hessian", "--matrix", good, "--k", "7", "--out", str(tmp_path / "o.npy")]
     elif case == "shape":
-        argv = ["taylor", "--matrix", good, "--direction", _save(tmp_path / "h.npy", np.ones((2, 3))),
-                "--order", "2"]
+        argv = [
+            "taylor",
+            "--matrix",
+            good,
+            "--direction",
+            _save(tmp_path / "h.npy", np.ones((2, 3))),
+            "--order",
+            "2",
+        ]
     elif case == "option":
         argv = ["hessian", "--matrix", good, "--k", "0", "--out", "o.npy", "--layout", "kron"]
     elif case == "order":
@@ -145,7 +216,10 @@ def test_check_random_and_files(tmp_path, capsys):
     assert main(["check", "--random", "3", "4", "--count", "1", "--order", "2", "--json", "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] and all(c["ok"] for c in out["checks"])
-    assert {c["reference"] for c in out["checks"]} >= {"jnp.linalg.svd: hessian", "finite differences (numpy)"}
+    assert {c["reference"] for c in out["checks"]} >= {
+        "jnp.linalg.svd: hessian",
+        "finite differences (numpy)",
+    }
     # a file input, and a diagonal matrix (exact zeros in the singular vectors)
     src = _save(tmp_path / "d.npy", np.diag([3.0, 2.0, 1.0]))
     assert main(["check", "--matrix", src, "--order", "2", "--quiet"]) == 0

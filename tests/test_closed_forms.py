@@ -8,10 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import SHAPES, gaussian, max_rel_err, rtol, with_singular_values
 
 import jaxsvd
-
-from helpers import SHAPES, gaussian, max_rel_err, rtol, with_singular_values
 
 
 def _ref_hessian(a, k):
@@ -40,8 +39,12 @@ def test_hessian_matches_nested_autodiff(shape, k):
     assert got_vec.shape == (m * n, m * n)
     assert max_rel_err(got_vec, ref_vec) <= 1e-10
     # ... and equals the column-major reshaping of the tensor layout
-    np.testing.assert_allclose(got_vec, np.asarray(got).reshape(m, n, m, n).transpose(1, 0, 3, 2)
-                               .reshape(m * n, m * n), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(
+        got_vec,
+        np.asarray(got).reshape(m, n, m, n).transpose(1, 0, 3, 2).reshape(m * n, m * n),
+        rtol=1e-13,
+        atol=1e-14,
+    )
 
 
 def test_vec_layout_matches_column_major_vec_of_hvp():
@@ -58,7 +61,7 @@ def test_vec_layout_matches_column_major_vec_of_hvp():
 def test_hvp_matches_autodiff(shape):
     a, h = gaussian(shape, 5), gaussian(shape, 6)
     for k in _ks(shape):
-        ref = jax.jvp(jax.grad(lambda b: jnp.linalg.svdvals(b)[k]), (a,), (h,))[1]
+        ref = jax.jvp(jax.grad(lambda b, k=k: jnp.linalg.svdvals(b)[k]), (a,), (h,))[1]
         got = jaxsvd.hvp(a, k, h)
         assert got.shape == shape
         assert max_rel_err(got, ref) <= 1e-10
@@ -128,8 +131,13 @@ def test_jit_and_vmap():
         assert max_rel_err(got_vec[i], np.asarray(ref).transpose(1, 0, 3, 2).reshape(12, 12)) <= 1e-10
         assert max_rel_err(got_hvp[i], jnp.einsum("pqrs,rs->pq", ref, dirs[i])) <= 1e-10
         assert max_rel_err(got_jac[i], jax.jacfwd(jnp.linalg.svdvals)(batch[i])) <= 1e-12
-    assert max_rel_err(jax.jit(jaxsvd.hvp, static_argnums=1)(batch[0], 2, dirs[0]),
-                       got_hvp[0] * 0 + jaxsvd.hvp(batch[0], 2, dirs[0])) <= 1e-13
+    assert (
+        max_rel_err(
+            jax.jit(jaxsvd.hvp, static_argnums=1)(batch[0], 2, dirs[0]),
+            got_hvp[0] * 0 + jaxsvd.hvp(batch[0], 2, dirs[0]),
+        )
+        <= 1e-13
+    )
 
 
 def test_differentiable_third_derivative():
@@ -138,8 +146,9 @@ def test_differentiable_third_derivative():
     k = 1
     ref = jax.grad(lambda b: jnp.sum(_ref_hessian(b, k)))(a)
     assert max_rel_err(jax.grad(lambda b: jnp.sum(jaxsvd.hessian(b, k)))(a), ref) <= 1e-9
-    ref3 = jax.jvp(lambda b: jax.jvp(jax.grad(lambda c: jnp.linalg.svdvals(c)[k]), (b,), (h,))[1],
-                   (a,), (h,))[1]
+    ref3 = jax.jvp(
+        lambda b: jax.jvp(jax.grad(lambda c: jnp.linalg.svdvals(c)[k]), (b,), (h,))[1], (a,), (h,)
+    )[1]
     got3 = jax.jvp(lambda b: jaxsvd.hvp(b, k, h), (a,), (h,))[1]
     assert max_rel_err(got3, ref3) <= 1e-9
 

@@ -7,10 +7,9 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
+from helpers import nested_jvp_derivatives
 
 from jaxsvd._paper import chain_coefficients, complete_coefficients
-
-from helpers import nested_jvp_derivatives
 
 
 def _theory_setup():
@@ -45,8 +44,9 @@ def test_complete_series_tall_quadratic_path():
     # tall matrix, a path with two nonzero terms: the complete series still agrees
     g = np.random.default_rng(7)
     a, h1, h2 = g.standard_normal((5, 3)), g.standard_normal((5, 3)), g.standard_normal((5, 3))
-    ref = np.asarray(nested_jvp_derivatives(jnp.linalg.svdvals, jnp.asarray(a),
-                                            [jnp.asarray(h1), jnp.asarray(2 * h2)], 3))[:, 0]
+    ref = np.asarray(
+        nested_jvp_derivatives(jnp.linalg.svdvals, jnp.asarray(a), [jnp.asarray(h1), jnp.asarray(2 * h2)], 3)
+    )[:, 0]
     ref = ref / np.array([math.factorial(j) for j in range(4)])
     np.testing.assert_allclose(complete_coefficients(a, 0, [h1, h2], 3), ref, rtol=1e-10)
     np.testing.assert_allclose(chain_coefficients(a, 0, [h1, h2], 2), ref[:3], rtol=1e-10)
