@@ -163,7 +163,7 @@ def _print_table(title, columns, rows, file=None):
             table.add_column(c, justify="right" if c in ("rel. error", "tolerance") else "left")
         for r in rows:
             table.add_row(*[str(x) for x in r])
-        Console(file=file, width=max(100, min(160, _term_width()))).print(table)
+        Console(file=file, width=max(120, min(160, _term_width()))).print(table)
         return
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
     print(title, file=file)
