@@ -7,6 +7,9 @@ Semi-public internals (the primitives and the series engine) are in
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._closed_forms import hessian as hessian
+from ._closed_forms import hvp as hvp
+from ._closed_forms import jacobian as jacobian
 from ._derivatives import derivatives as derivatives
 from ._svd import gaps as gaps
 from ._svd import svd as svd
@@ -18,4 +21,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["derivatives", "gaps", "singular_triplet", "svd", "svdvals"]
+__all__ = ["derivatives", "gaps", "hessian", "hvp", "jacobian", "singular_triplet", "svd", "svdvals"]

@@ -16,7 +16,7 @@ from jax.interpreters import ad, batching, mlir
 try:  # public home since 0.4; kept behind a guard in case it moves
     from jax.core import ShapedArray
 except ImportError:  # pragma: no cover - future JAX
-    from jax.extend.core import ShapedArray  # type: ignore[no-redef]
+    pass  # type: ignore[no-redef]
 
 JAX_VERSION = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
 

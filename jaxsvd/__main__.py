@@ -1,0 +1,3 @@
+from jaxsvd._cli import main
+
+raise SystemExit(main())
