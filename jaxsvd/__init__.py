@@ -7,6 +7,7 @@ Semi-public internals (the primitives and the series engine) are in
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import montecarlo as montecarlo
 from ._derivatives import derivatives as derivatives
 from ._svd import gaps as gaps
 from ._svd import svd as svd
@@ -18,4 +19,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["derivatives", "gaps", "singular_triplet", "svd", "svdvals"]
+__all__ = ["derivatives", "montecarlo", "gaps", "singular_triplet", "svd", "svdvals"]
