@@ -271,8 +271,9 @@ def sample(key, ensemble: str, shape, num: int, dtype=None):
     * ``"orthogonal"``: Haar-distributed orthonormal columns (m >= n) or rows
       (m < n), from the QR of a Gaussian matrix with the signs of ``diag(R)``
       made positive; all singular values are 1 (for m == n: the Haar measure on
-      O(n)).  Its singular values coincide, so their derivatives beyond first
-      order do not exist (NaN in :func:`sensitivity`).
+      O(n)).  Its singular values coincide, so their individual derivatives
+      beyond first order do not exist: use it for order <= 1, or as a base
+      point to perturb.
 
     Args:
       key: a JAX PRNG key (``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``).
@@ -393,8 +394,9 @@ def sensitivity(key, shape, num: int, *, ensemble: str = "gaussian",
     of a longer run are the same).
 
     Degeneracy: a derivative of order >= 2 of a singular value that is zero or
-    coincides with another does not exist and is NaN (e.g. every row j >= 2 for
-    the ``"orthogonal"`` ensemble, whose singular values are all 1).  The
+    coincides with another does not exist; :func:`jaxsvd.derivatives` reports it
+    as NaN (this happens with probability 0 for the continuous ensembles, but
+    always for ``"orthogonal"``, whose singular values are all 1).  The
     statistics of :class:`SensitivityResult` ignore NaN samples and count them.
 
     Args:
