@@ -20,13 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import max_rel_err, nested_jvp_derivatives
 
 import jaxsvd
 import jaxsvd.montecarlo as mc
 from jaxsvd import _mc_cli
 from jaxsvd import _montecarlo as _mc
-
-from helpers import max_rel_err, nested_jvp_derivatives
 
 SHAPE = (3, 4)
 NUM = 10
