@@ -15,9 +15,10 @@ and the sensitivity() driver itself (chunked, batch 1024).  Each: one warm-up
 call (compile time reported separately), then the median of REPS timed calls with
 block_until_ready.  Ratios are printed against svd_uv and nested_jvp_K.
 
-Peak memory: sensitivity((6, 10), num, order=2, batch_size=1024) in fresh
-subprocesses for num = 1e5 and 1e6 (--quick: 1e4, 1e5), max RSS from
-resource.getrusage; the (num, 3, 6) float64 result array is the only thing that
+Peak memory (run first, while this process is small): sensitivity((6, 10), num,
+order=2, batch_size=1024) in fresh subprocesses for num = 1e5 and 1e6 (--quick:
+1e4, 1e5), peak RSS from /proc/self/status VmHWM (ru_maxrss would include the
+parent's peak at fork); the (num, 3, 6) float64 result array is the only thing that
 should grow with num.
 
     python benchmarks/bench_montecarlo.py [--quick] [--json out.json]
@@ -92,7 +93,12 @@ _MEM = textwrap.dedent("""
     res = mc.sensitivity(jax.random.key(0), (6, 10), num, order=2, batch_size=1024, progress=False)
     dt = time.perf_counter() - t0
     assert res.derivatives.shape == (num, 3, 6)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    # VmHWM: this process's own peak (ru_maxrss would include the forking parent's peak)
+    try:
+        with open("/proc/self/status") as f:
+            rss_mb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     result_mb = res.derivatives.nbytes / 2**20
     print(json.dumps({"num": num, "seconds": dt, "maxrss_mb": rss_mb, "result_mb": result_mb}))
 """)
@@ -108,13 +114,30 @@ def memory_rows(nums):
     return rows
 
 
+def memory_section(quick, results):
+    nums = (10_000, 100_000) if quick else (100_000, 1_000_000)
+    print("\npeak memory, sensitivity((6, 10), num, order=2, batch_size=1024), fresh process:")
+    mem = memory_rows(nums)
+    for r in mem:
+        print(f"  num={r['num']:>9,}  max RSS {r['maxrss_mb']:8.1f} MB  "
+              f"(result array {r['result_mb']:6.1f} MB)  {r['seconds']:6.1f} s  "
+              f"{r['num'] / r['seconds']:,.0f} /s")
+    growth = mem[-1]["maxrss_mb"] - mem[0]["maxrss_mb"]
+    result_growth = mem[-1]["result_mb"] - mem[0]["result_mb"]
+    print(f"  RSS growth {growth:.1f} MB for {mem[-1]['num'] // mem[0]['num']}x num; "
+          f"result array growth {result_growth:.1f} MB; other growth {growth - result_growth:.1f} MB")
+    results["memory"] = {"runs": mem, "rss_growth_mb": growth, "result_growth_mb": result_growth}
+
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes, fewer reps, no order 8 nested jvp")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--num", type=int, default=None)
     p.add_argument("--reps", type=int, default=None)
-    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    p.add_argument("--memory-only", action="store_true", help="only the peak-memory runs")
     args = p.parse_args(argv)
 
     m, n = 16, 32
@@ -124,13 +147,18 @@ def main(argv=None) -> int:
     orders = (2, 4) if args.quick else (2, 4, 8)
     nested_orders = (2, 4) if args.quick else (2, 4, 8)
 
+    results = {"device": jax.devices()[0].device_kind, "platform": platform.platform(),
+               "jax": jax.__version__, "shape": [m, n], "num": num, "num_hessian": num_h, "reps": reps,
+               "dtype": "float64", "rows": {}}
+    if not args.no_memory:  # first, while this parent process is still small
+        memory_section(args.quick, results)
+    if args.memory_only:
+        return _finish(results, args.json)
+
     key = jax.random.key(0)
     ka, kh = jax.random.split(key)
     a = jax.random.normal(ka, (num, m, n), jnp.float64)
     h = jax.random.normal(kh, (num, m, n), jnp.float64)
-    results = {"device": jax.devices()[0].device_kind, "platform": platform.platform(),
-               "jax": jax.__version__, "shape": [m, n], "num": num, "num_hessian": num_h, "reps": reps,
-               "dtype": "float64", "rows": {}}
     rows = results["rows"]
 
     cases, counts, compile_s = {}, {}, {}
@@ -197,22 +225,12 @@ def main(argv=None) -> int:
     for k, v in targets.items():
         print(f"  {k:<40} {'met' if v else 'MISSED'}")
 
-    if not args.no_memory:
-        nums = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
-        print("\npeak memory, sensitivity((6, 10), num, order=2, batch_size=1024), fresh process:")
-        mem = memory_rows(nums)
-        for r in mem:
-            print(f"  num={r['num']:>9,}  max RSS {r['maxrss_mb']:8.1f} MB  "
-                  f"(result array {r['result_mb']:6.1f} MB)  {r['seconds']:6.1f} s  "
-                  f"{r['num'] / r['seconds']:,.0f} /s")
-        growth = mem[-1]["maxrss_mb"] - mem[0]["maxrss_mb"]
-        result_growth = mem[-1]["result_mb"] - mem[0]["result_mb"]
-        print(f"  RSS growth {growth:.1f} MB for {mem[-1]['num'] // mem[0]['num']}x num; "
-              f"result array growth {result_growth:.1f} MB; other growth {growth - result_growth:.1f} MB")
-        results["memory"] = {"runs": mem, "rss_growth_mb": growth, "result_growth_mb": result_growth}
+    return _finish(results, args.json)
 
-    if args.json:
-        with open(args.json, "w") as f:
+
+def _finish(results, path) -> int:
+    if path:
+        with open(path, "w") as f:
             json.dump(results, f, indent=1)
     return 0
 

@@ -413,8 +413,8 @@ def sensitivity(key, shape, num: int, *, ensemble: str = "gaussian",
       direction: ``"gaussian"`` (iid N(0, 1)), ``"uniform"`` (iid U[0, 1)), or a
         fixed ``(m, n)`` array used for every sample.
       order: highest derivative order (>= 0).
-      batch_size: samples per chunk (default ``min(num, 1024)``); memory scales
-        with it, not with ``num``.  With a mesh it is rounded up to a multiple of
+      batch_size: samples per chunk (default 1024; at most ``num``); memory
+        scales with it, not with ``num``.  With a mesh it is rounded up to a multiple of
         the number of devices along the mesh's first axis.
       mesh: optional ``jax.sharding.Mesh``; each chunk is sharded along its first
         axis (``NamedSharding``) and every device computes its slice.  The result
@@ -445,7 +445,7 @@ def sensitivity(key, shape, num: int, *, ensemble: str = "gaussian",
     dtype = _check_dtype(dtype)
     dname, fixed = _check_direction(direction, shape, dtype)
     mesh = _check_mesh(mesh)
-    batch = min(num, _DEFAULT_BATCH) if batch_size is None else _check_int(batch_size, "batch_size", 1)
+    batch = min(num, _DEFAULT_BATCH if batch_size is None else _check_int(batch_size, "batch_size", 1))
     m, n = shape
     r = min(m, n)
 
