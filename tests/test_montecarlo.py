@@ -435,3 +435,15 @@ def test_cli_direction_file_wrong_shape(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "matrix shape (3, 4)" in err
+
+
+@pytest.mark.slow
+def test_example_runs(tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "montecarlo_sensitivity.py"),
+                           "--num", "200", "--bins", "4", "--out", str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "fitted slope" in proc.stdout
+    assert {"gaussian.npz", "uniform.npz", "hist_gaussian.png", "hist_uniform.png",
+            "spread_vs_gap.png"} <= set(os.listdir(tmp_path))
