@@ -7,6 +7,7 @@ Semi-public internals (the primitives and the series engine) are in
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import montecarlo as montecarlo
 from ._closed_forms import hessian as hessian
 from ._closed_forms import hvp as hvp
 from ._closed_forms import jacobian as jacobian
@@ -21,4 +22,5 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["derivatives", "gaps", "hessian", "hvp", "jacobian", "singular_triplet", "svd", "svdvals"]
+__all__ = ["derivatives", "gaps", "hessian", "hvp", "jacobian", "montecarlo", "singular_triplet", "svd",
+           "svdvals"]
