@@ -158,3 +158,162 @@ _compat.def_jvp(guarded_mul_p, _gm_jvp)
 _compat.def_transpose(guarded_mul_p, _gm_transpose)
 _compat.def_batching(guarded_mul_p, _gm_batch)
 _compat.def_taylor(guarded_mul_p, _gm_taylor)
+
+
+# ---------------------------------------------------------------------------
+# sandwich(u, x, v, keep)[k] = u_k^T x v_k   and its transpose in x,
+# outer(u, c, v, keep)      = sum_k c_k u_k v_k^T
+# ---------------------------------------------------------------------------
+#
+# d sigma_k = u_k^T dA v_k and its gradient sum_k c_k u_k v_k^T, with the
+# derivatives through u_k, v_k guarded for a degenerate sigma_k:
+#   * sandwich: the du/dv terms of column k are NaN (forward face);
+#   * outer: the du/dv terms of column k carry nan_unless(c_k, keep, "reverse"),
+#     so they are NaN when c_k != 0 and exactly 0 when c_k = 0 (a loss that
+#     does not involve sigma_k keeps an exact Hessian).
+# Both are linear in the middle argument and transpose into each other.
+
+sandwich_p = _compat.new_primitive("jaxsvd_sandwich")
+outer_p = _compat.new_primitive("jaxsvd_outer")
+
+
+def _mm(a, b):
+    return jnp.matmul(a, b, precision="highest")
+
+
+def _mT(x):
+    return jnp.swapaxes(x, -1, -2)
+
+
+def _sandwich_impl(u, x, v, keep):
+    return jnp.sum(u * _mm(x, v), axis=-2)
+
+
+def _outer_impl(u, c, v, keep):
+    return _mm(u * c[..., None, :], _mT(v))
+
+
+def sandwich(u, x, v, keep):
+    """``u_k^T x v_k`` for every column k (u: (..., m, r), x: (..., m, n), v: (..., n, r))."""
+    return sandwich_p.bind(u, x, v, keep)
+
+
+def outer(u, c, v, keep):
+    """``sum_k c_k u_k v_k^T`` (c: (..., r))."""
+    return outer_p.bind(u, c, v, keep)
+
+
+def _sandwich_jvp(primals, tangents):
+    u, x, v, keep = primals
+    du, dx, dv, _ = tangents
+    y = sandwich_p.bind(u, x, v, keep)
+    terms = []
+    if type(dx) is not _compat.Zero:
+        terms.append(sandwich_p.bind(u, dx, v, keep))
+    side = []
+    if type(du) is not _compat.Zero:
+        side.append(jnp.sum(du * _mm(x, v), axis=-2))
+    if type(dv) is not _compat.Zero:
+        side.append(jnp.sum(u * _mm(x, dv), axis=-2))
+    if side:
+        t = side[0] if len(side) == 1 else side[0] + side[1]
+        terms.append(nan_unless_p.bind(t, keep, face="forward"))
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return y, out
+
+
+def _outer_jvp(primals, tangents):
+    u, c, v, keep = primals
+    du, dc, dv, _ = tangents
+    y = outer_p.bind(u, c, v, keep)
+    terms = []
+    if type(dc) is not _compat.Zero:
+        terms.append(outer_p.bind(u, dc, v, keep))
+    cg = nan_unless_p.bind(c, keep, face="reverse")[..., None, :]
+    if type(du) is not _compat.Zero:
+        terms.append(_mm(du * cg, _mT(v)))
+    if type(dv) is not _compat.Zero:
+        terms.append(_mm(u * cg, _mT(dv)))
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return y, out
+
+
+def _sandwich_transpose(ct, u, x, v, keep):
+    assert _compat.is_undefined_primal(x) and not _compat.is_undefined_primal(u)
+    if type(ct) is _compat.Zero:
+        return [None, ct, None, None]
+    return [None, outer_p.bind(u, ct, v, keep), None, None]
+
+
+def _outer_transpose(ct, u, c, v, keep):
+    assert _compat.is_undefined_primal(c) and not _compat.is_undefined_primal(u)
+    if type(ct) is _compat.Zero:
+        return [None, ct, None, None]
+    return [None, sandwich_p.bind(u, ct, v, keep), None, None]
+
+
+def _batch_all(prim):
+    def rule(args, dims):
+        size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+        moved = [jnp.moveaxis(a, d, 0) if d is not None else jnp.broadcast_to(a, (size,) + a.shape)
+                 for a, d in zip(args, dims)]
+        return prim.bind(*moved), 0
+    return rule
+
+
+def _sandwich_taylor(primals_in, series_in):
+    # y_n = sum_{a+b+c=n} u_a^T x_b v_c ; terms with a > 0 or c > 0 are guarded
+    u, x, v, keep = primals_in
+    us, xs, vs, _ = series_in
+    us, xs, vs = [u] + list(us), [x] + list(xs), [v] + list(vs)
+    out = []
+    for n in range(1, len(us)):
+        t = sandwich_p.bind(u, xs[n], v, keep)
+        side = None
+        for a in range(n + 1):
+            for b in range(n + 1 - a):
+                c = n - a - b
+                if a == 0 and c == 0:
+                    continue
+                term = jnp.sum(us[a] * _mm(xs[b], vs[c]), axis=-2)
+                side = term if side is None else side + term
+        out.append(t + nan_unless_p.bind(side, keep, face="forward"))
+    return sandwich_p.bind(u, x, v, keep), out
+
+
+def _outer_taylor(primals_in, series_in):
+    u, c, v, keep = primals_in
+    us, cs, vs, _ = series_in
+    us, cs, vs = [u] + list(us), [c] + list(cs), [v] + list(vs)
+    cg = [nan_unless_p.bind(x, keep, face="reverse")[..., None, :] for x in cs]
+    out = []
+    for n in range(1, len(us)):
+        t = outer_p.bind(u, cs[n], v, keep)
+        for a in range(n + 1):
+            for b in range(n + 1 - a):
+                cc = n - a - b
+                if a == 0 and cc == 0:
+                    continue
+                t = t + _mm(us[a] * cg[b], _mT(vs[cc]))
+        out.append(t)
+    return outer_p.bind(u, c, v, keep), out
+
+
+for _p, _impl_fn, _jvp_fn, _tr, _ty in (
+        (sandwich_p, _sandwich_impl, _sandwich_jvp, _sandwich_transpose, _sandwich_taylor),
+        (outer_p, _outer_impl, _outer_jvp, _outer_transpose, _outer_taylor)):
+    _p.def_impl(_impl_fn)
+    _compat.def_lowering_from_fun(_p, _impl_fn, multiple_results=False)
+    _compat.def_jvp(_p, _jvp_fn)
+    _compat.def_transpose(_p, _tr)
+    _compat.def_batching(_p, _batch_all(_p))
+    _compat.def_taylor(_p, _ty)
+
+sandwich_p.def_abstract_eval(
+    lambda u, x, v, keep: _compat.ShapedArray(u.shape[:-2] + u.shape[-1:], u.dtype))
+outer_p.def_abstract_eval(
+    lambda u, c, v, keep: _compat.ShapedArray(u.shape[:-1] + v.shape[-2:-1], u.dtype))

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _compat
-from ._nanmask import guarded_mul
+from ._nanmask import sandwich
 from ._series import mm, mT, svd_series
 from ._spectrum import degenerate, relative_gaps
 
@@ -103,19 +103,10 @@ def basis(a, full_matrices: bool = False):
 def first_order_values(s, u, v, da):
     """d sigma_k = u_k^T dA v_k  (THEORY.md 4), with the derivatives of both
     coefficients u_k and v_k guarded: NaN for a degenerate sigma_k, but only
-    where the result depends on them (see _nanmask.guarded_mul).
-
-    Written  x_U + x_V - x_0  with  x_U = u^T dA sg(v),  x_V = v^T dA^T sg(u),
-    x_0 = sg(u)^T dA sg(v):  the value is u^T dA v and each factor's derivative
-    passes through exactly one guard.
-    """
+    where the result depends on them (see _nanmask.sandwich / outer)."""
     m, n = u.shape[-2], v.shape[-2]
-    keep = ~degenerate(s, m, n)[..., None, :]
-    us, vs = lax.stop_gradient(u), lax.stop_gradient(v)
-    x_u = jnp.sum(guarded_mul(u, mm(da, vs), keep), axis=-2)
-    x_v = jnp.sum(guarded_mul(v, mm(mT(da), us), keep), axis=-2)
-    x_0 = jnp.sum(us * mm(da, vs), axis=-2)
-    return x_u + x_v - x_0
+    keep = ~degenerate(s, m, n)
+    return sandwich(u, da, v, keep)
 
 
 # ---------------------------------------------------------------------------
