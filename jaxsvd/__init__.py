@@ -8,6 +8,11 @@ Semi-public internals (the primitives and the series engine) are in
 from importlib.metadata import PackageNotFoundError, version
 
 from ._derivatives import derivatives as derivatives
+from ._spectral import ky_fan_norm as ky_fan_norm
+from ._spectral import nuclear_norm as nuclear_norm
+from ._spectral import schatten_norm as schatten_norm
+from ._spectral import spectral_function as spectral_function
+from ._spectral import spectral_norm as spectral_norm
 from ._svd import gaps as gaps
 from ._svd import svd as svd
 from ._svd import svdvals as svdvals
@@ -18,4 +23,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["derivatives", "gaps", "singular_triplet", "svd", "svdvals"]
+__all__ = [
+    "derivatives", "gaps", "ky_fan_norm", "nuclear_norm", "schatten_norm", "singular_triplet",
+    "spectral_function", "spectral_norm", "svd", "svdvals",
+]
