@@ -58,7 +58,7 @@ from jax import lax
 from . import _compat
 from ._nanmask import nan_unless
 from ._series import mm, mT
-from ._spectrum import spectral_pairs
+from ._spectrum import degenerate, spectral_pairs
 from ._svd import as_matrix, svd_p
 
 # ---------------------------------------------------------------------------
@@ -205,7 +205,15 @@ def _grad_tangent(a, da, spec):
         dg = dg + mm((mm(da, v) - mm(u, hh)) * q[..., None, :], vt)
     if n > m:  # U1 diag(q) U1^T H (I - V1 V1^T)
         dg = dg + mm(u * q[..., None, :], mm(mT(u), da) - mm(hh, vt))
-    return nan_unless(dg, ok[..., None, None])
+    dg = nan_unless(dg, ok[..., None, None])
+    # third and higher derivatives (derivatives of this rule) exist in our rules
+    # only where the singular values are simple and nonzero: elsewhere make them
+    # NaN.  The factor is 1 in value; its derivative, sum(nan_unless(dA) - dA),
+    # is 0 where they are simple and NaN elsewhere.
+    simple = ~jnp.any(degenerate(lax.stop_gradient(s), m, n), axis=-1)
+    x = a - lax.stop_gradient(a)
+    marker = jnp.sum(nan_unless(x, simple[..., None, None]) - x, axis=(-2, -1))
+    return dg * (1 + marker)[..., None, None]
 
 
 def _grad_jvp(primals, tangents, *, spec):
@@ -218,13 +226,22 @@ def _grad_jvp(primals, tangents, *, spec):
 # ---------------------------------------------------------------------------
 
 
+def _nan_where_degenerate(y, a):
+    # the core coefficients of order >= 2 do not exist for a zero or repeated
+    # sigma; mark them here (an exactly-zero core coefficient would pass nan_unless)
+    m, n = a.shape[-2:]
+    simple = ~jnp.any(degenerate(_svdvals(a), m, n), axis=-1)
+    simple = simple.reshape(simple.shape + (1,) * (y.ndim - simple.ndim))
+    return jnp.where(simple, y, jnp.asarray(jnp.nan, y.dtype))
+
+
 def _value_taylor(primals_in, series_in, *, spec):
     # orders >= 3: f o svdvals through the core Taylor rule (exact where simple);
     # orders 1, 2: exact everywhere,  F_1 = <G, A_1>,  F_2 = <G, A_2> + <DG[A_1], A_1>/2
     (a,), (terms,) = primals_in, series_in
     terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in terms]
-    y0, ys = _compat.jet(lambda x: spec.value(_svdvals(x)), (a,), (terms,))
-    ys = list(ys)
+    y0, ys = _compat.jet(lambda x: spec.value(_svdvals(x)), (a,), (terms,), factorial_scaled=False)
+    ys = [_nan_where_degenerate(y, a) for y in ys]
     grad = spectral_grad_p.bind(a, spec=spec)
     ys[0] = _inner(grad, terms[0])
     if len(terms) > 1:
@@ -241,8 +258,8 @@ def _grad_taylor(primals_in, series_in, *, spec):
         s, u, vt = _thin(x)
         return mm(u * spec.grad(s)[..., None, :], vt)
 
-    y0, ys = _compat.jet(fun, (a,), (terms,))
-    ys = list(ys)
+    y0, ys = _compat.jet(fun, (a,), (terms,), factorial_scaled=False)
+    ys = [_nan_where_degenerate(y, a) for y in ys]
     ys[0] = _grad_tangent(a, terms[0], spec)
     return y0, ys
 
