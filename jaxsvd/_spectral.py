@@ -155,35 +155,43 @@ def _value_jvp(primals, tangents, *, spec):
     return spectral_value_p.bind(a, spec=spec), _inner(spectral_grad_p.bind(a, spec=spec), da)
 
 
-def _divided_differences(s, g, h, m: int, n: int):
+def _divided_differences(s, spec, m: int, n: int):
     """(A, B, q, ok) of the Lewis--Sendov rule; see the module docstring.
 
-    s, g: (..., r); h: (..., r, r).  ``ok`` (...,) is False where the Hessian
-    of F does not exist.
+    s: (..., r).  ``ok`` (...,) is False where the Hessian of F does not exist.
+    Zero singular values (within the degeneracy tolerance) are treated as exactly
+    zero: the limits at them use f_k and f_kl at s with those entries set to 0.
     """
     r = s.shape[-1]
     sp = spectral_pairs(s, m, n)
+    g, h = spec.grad(s), spec.hess(s)
+    s0 = jnp.where(sp.zero, jnp.zeros_like(s), s)
+    g0, h0 = spec.grad(s0), spec.hess(s0)
+    dh0 = jnp.diagonal(h0, axis1=-2, axis2=-1)
     tau = math.sqrt(float(jnp.finfo(s.dtype).eps))
     eye = jnp.eye(r, dtype=bool)
     dh = jnp.diagonal(h, axis1=-2, axis2=-1)
     gk, gi = g[..., :, None], g[..., None, :]
     hk, hi = dh[..., :, None], dh[..., None, :]
     trap = 0.5 * (hk + hi) - h  # limit of (f_k - f_i)/(s_k - s_i), O(gap^2) accurate
-    lim_b = 0.5 * (hk + hi) + h  # limit of (f_k + f_i)/(s_k + s_i) at s_k = s_i = 0
+    lim_b = 0.5 * (dh0[..., :, None] + dh0[..., None, :]) + h0  # limit of (f_k + f_i)/(s_k + s_i) at s_k = s_i = 0
     # does the expansion agree with f_k - f_i (is f smooth between s and P s)?
     g_, trap_, s_ = (lax.stop_gradient(x) for x in (g, trap, s))
     d_ = s_[..., :, None] - s_[..., None, :]
-    gscale = jnp.abs(g_[..., :, None]) + jnp.abs(g_[..., None, :])
+    gmax = jnp.max(jnp.abs(g_), axis=-1, keepdims=True)
+    # inside a cluster s_k - s_i is rounding noise (possibly ~ s_k itself at a zero
+    # cluster), so allow an absolute sqrt(eps) * max|f_k| there as well
+    gscale = jnp.abs(g_[..., :, None]) + jnp.abs(g_[..., None, :]) + jnp.where(sp.same, gmax[..., None], 0)
     consistent = jnp.abs(g_[..., :, None] - g_[..., None, :] - trap_ * d_) <= tau * gscale
     use_lim = sp.near & consistent
     A = jnp.where(use_lim, trap, (gk - gi) * sp.inv_diff)
     B = jnp.where(sp.both_zero, lim_b, (gk + gi) * sp.inv_sum)
     A = jnp.where(eye, 0.0, A)
     B = jnp.where(eye, 0.0, B)
-    q = jnp.where(sp.zero, dh, g * sp.inv_s)
+    q = jnp.where(sp.zero, dh0, g * sp.inv_s)
     # existence of the Hessian
-    gmax = jnp.max(jnp.abs(g_), axis=-1, keepdims=True)
-    zero_ok = ~sp.zero | ((jnp.abs(g_) <= tau * gmax) & jnp.isfinite(lax.stop_gradient(dh)))
+    g0_, dh0_ = lax.stop_gradient(g0), lax.stop_gradient(dh0)
+    zero_ok = ~sp.zero | ((jnp.abs(g0_) <= tau * gmax) & jnp.isfinite(dh0_))
     ok = jnp.all(zero_ok, axis=-1) & jnp.all(~sp.same | consistent, axis=(-2, -1))
     return A, B, q, ok
 
@@ -193,7 +201,7 @@ def _grad_tangent(a, da, spec):
     m, n = a.shape[-2:]
     s, u, vt = _thin(a)
     v = mT(vt)
-    A, B, q, ok = _divided_differences(s, spec.grad(s), spec.hess(s), m, n)
+    A, B, q, ok = _divided_differences(s, spec, m, n)
     hh = mm(mT(u), mm(da, v))  # U1^T H V1
     sym, skw = 0.5 * (hh + mT(hh)), 0.5 * (hh - mT(hh))
     dhh = jnp.diagonal(hh, axis1=-2, axis2=-1)
@@ -205,7 +213,10 @@ def _grad_tangent(a, da, spec):
         dg = dg + mm((mm(da, v) - mm(u, hh)) * q[..., None, :], vt)
     if n > m:  # U1 diag(q) U1^T H (I - V1 V1^T)
         dg = dg + mm(u * q[..., None, :], mm(mT(u), da) - mm(hh, vt))
-    dg = nan_unless(dg, ok[..., None, None])
+    # F not twice differentiable: NaN (also where dG happens to be 0, e.g. the nuclear
+    # norm at a = 0; nan_unless(da) - da is 0 where ok, NaN elsewhere, and linear)
+    okm = ok[..., None, None]
+    dg = nan_unless(dg, okm) + (nan_unless(da, okm) - da)
     # third and higher derivatives (derivatives of this rule) exist in our rules
     # only where the singular values are simple and nonzero: elsewhere make them
     # NaN.  The factor is 1 in value; its derivative, sum(nan_unless(dA) - dA),
