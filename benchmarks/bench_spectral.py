@@ -111,8 +111,8 @@ def correctness():
             refs = [_mp_second(fmp, a, h) for h in dirs]
             hs = {
                 "jaxsvd": np.asarray(jax.jit(jax.hessian(JAXSVD[fname]))(jnp.asarray(a))),
-                "jnp.linalg.svd": np.asarray(
-                    jax.jit(jax.hessian(lambda x, fj=fj: fj(jnp.linalg.svd(x, compute_uv=False))))(jnp.asarray(a))),
+                "jnp.linalg.svd": np.asarray(jax.jit(jax.hessian(
+                    lambda x, fj=fj: fj(jnp.linalg.svd(x, compute_uv=False))))(jnp.asarray(a))),
                 "torch": _torch_hessian(ft, a),
             }
             row = {"matrix": mname, "function": fname}
@@ -124,7 +124,7 @@ def correctness():
                 else:
                     got = [float(np.einsum("ij,ijkl,kl->", h, hess, h)) for h in dirs]
                     scale = max(max(abs(r) for r in refs), 1e-300)
-                    row[route] = max(abs(g - r) for g, r in zip(got, refs)) / scale
+                    row[route] = max(abs(g - r) for g, r in zip(got, refs, strict=True)) / scale
             rows.append(row)
     return rows
 
@@ -165,7 +165,8 @@ def timing(quick):
             t = time.perf_counter()
             hessian(f)(x)
             first = time.perf_counter() - t
-            row["torch"] = {"first_call_s": first, "run_s": _time(lambda: hessian(f)(x), max(1, repeats // 2))}
+            run_s = _time(lambda f=f, x=x: hessian(f)(x), max(1, repeats // 2))
+            row["torch"] = {"first_call_s": first, "run_s": run_s}
         except ImportError:
             row["torch"] = None
         row["ratio_jnp_over_jaxsvd"] = row["jnp.linalg.svd"]["run_s"] / row["jaxsvd"]["run_s"]

@@ -174,14 +174,16 @@ def _divided_differences(s, spec, m: int, n: int):
     gk, gi = g[..., :, None], g[..., None, :]
     hk, hi = dh[..., :, None], dh[..., None, :]
     trap = 0.5 * (hk + hi) - h  # limit of (f_k - f_i)/(s_k - s_i), O(gap^2) accurate
-    lim_b = 0.5 * (dh0[..., :, None] + dh0[..., None, :]) + h0  # limit of (f_k + f_i)/(s_k + s_i) at s_k = s_i = 0
+    # limit of (f_k + f_i)/(s_k + s_i) at s_k = s_i = 0
+    lim_b = 0.5 * (dh0[..., :, None] + dh0[..., None, :]) + h0
     # does the expansion agree with f_k - f_i (is f smooth between s and P s)?
     g_, trap_, s_ = (lax.stop_gradient(x) for x in (g, trap, s))
     d_ = s_[..., :, None] - s_[..., None, :]
     gmax = jnp.max(jnp.abs(g_), axis=-1, keepdims=True)
     # inside a cluster s_k - s_i is rounding noise (possibly ~ s_k itself at a zero
     # cluster), so allow an absolute sqrt(eps) * max|f_k| there as well
-    gscale = jnp.abs(g_[..., :, None]) + jnp.abs(g_[..., None, :]) + jnp.where(sp.same, gmax[..., None], 0)
+    gscale = (jnp.abs(g_[..., :, None]) + jnp.abs(g_[..., None, :])
+              + jnp.where(sp.same, gmax[..., None], 0))
     consistent = jnp.abs(g_[..., :, None] - g_[..., None, :] - trap_ * d_) <= tau * gscale
     use_lim = sp.near & consistent
     A = jnp.where(use_lim, trap, (gk - gi) * sp.inv_diff)
