@@ -89,6 +89,14 @@ def test_polynomial_invariants(mat, name):
     assert max_rel_err(h, href) <= 1e-10, max_rel_err(h, href)
 
 
+@pytest.mark.parametrize("mat", ["identity", "orthogonal", "near_tie", "wide_orthonormal", "rot_3311"])
+def test_polynomial_invariants_float32(mat):
+    a = jnp.asarray(MATS[mat], jnp.float32)
+    h = jhess(SPECTRAL["sum_s4"])(a)
+    assert h.dtype == jnp.float32
+    assert max_rel_err(h, jhess(R.POLY["sum_s4"])(jnp.asarray(MATS[mat]))) <= rtol(jnp.float32)
+
+
 @pytest.mark.parametrize("name", ["sum_s2", "sum_s4"])
 def test_polynomial_invariants_rank_deficient(name):
     # sum s^2, sum s^4 are polynomials: twice differentiable at zero singular values too
