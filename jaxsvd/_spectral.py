@@ -311,7 +311,13 @@ def _checked(a, name="a"):
 def _make(spec: _Spec):
     def F(a):
         a = _checked(a)
-        out = jax.eval_shape(spec.f, jax.ShapeDtypeStruct((min(a.shape[-2:]),), a.dtype))
+        closed, out = jax.make_jaxpr(spec.f, return_shape=True)(
+            jax.ShapeDtypeStruct((min(a.shape[-2:]),), a.dtype))
+        if any(isinstance(c, jax.core.Tracer) for c in closed.consts):
+            raise TypeError(
+                "f closes over a traced value (e.g. a jit argument); spectral_function needs f to "
+                "depend on the singular values only: make the parameter a Python constant "
+                "(e.g. through static_argnums)")
         if getattr(out, "shape", None) != ():
             raise ValueError(f"f must map a vector of singular values (r,) to a scalar; it returned {out}")
         return spectral_value_p.bind(a, spec=spec)

@@ -114,12 +114,20 @@ MP_CASES = [(mat, name) for mat in MATS for name in ("nuclear", "sum_s3")] + [
     ("ky_fan_3311", "ky_fan_2"),
     ("rot_3311", "schatten_3"),
     ("gaussian", "spectral"),
+    ("near_gap_3e-7", "spectral"),  # a kinked f at a near tie: the direct quotient, not the expansion
+    ("near_gap_3e-7", "ky_fan_2"),
     ("tall_orthonormal", "schatten_3"),
 ]
 EXTRA = {
     "ky_fan_3311": _rotated([3.0, 3.0, 1.0, 0.5], 4, 4, seed=5),
     "gaussian": np.asarray(gaussian((4, 3), seed=4)),
+    "near_gap_3e-7": _rotated([3.0, 3.0 - 3e-7, 3.0 - 6e-7, 0.5], 4, 4, seed=6),
 }
+
+
+# singular vectors at a relative gap of 1e-7 are only known to ~eps/gap (LAPACK, any method):
+# there the reference can only be matched to that conditioning
+COND_TOL = {"near_gap_3e-7": 1e-8}
 
 
 @pytest.mark.parametrize("mat,name", MP_CASES)
@@ -133,12 +141,13 @@ def test_against_mpmath(mat, name):
     hess = jhess(F)(a)
     assert bool(jnp.all(jnp.isfinite(hess)))
     d1 = R.mp_directional(name, a_np, h1, 1)
-    np.testing.assert_allclose(float(jnp.sum(g * h1)), d1, rtol=1e-12, atol=1e-13)
+    tol = COND_TOL.get(mat, 1e-10)
+    np.testing.assert_allclose(float(jnp.sum(g * h1)), d1, rtol=COND_TOL.get(mat, 1e-12), atol=1e-13)
     scale = max(abs(R.mp_directional(name, a_np, h1, 2)), abs(R.mp_directional(name, a_np, h2, 2)), 1e-3)
     for x, y in ((h1, h1), (h1, h2), (h2, h2)):
         ref = R.mp_bilinear(name, a_np, x, y)
         got = _hess_bilinear(hess, x, y)
-        assert abs(got - ref) <= 1e-10 * scale, (got, ref)
+        assert abs(got - ref) <= tol * scale, (got, ref)
 
 
 def test_near_tie_does_not_cancel():
@@ -390,6 +399,8 @@ def test_bad_input():
         jaxsvd.spectral_function(3)
     with pytest.raises(ValueError, match="scalar"):
         jaxsvd.spectral_function(lambda s: s)(a)
+    with pytest.raises(TypeError, match="closes over a traced value"):
+        jax.jit(lambda x, p: jaxsvd.spectral_function(lambda s: jnp.sum(s ** p))(x))(a, 2.0)
     # integer input is promoted like jnp.linalg.norm
     ai = jnp.eye(3, dtype=jnp.int32)
     assert jaxsvd.nuclear_norm(ai).dtype == jnp.linalg.norm(ai, "nuc").dtype
