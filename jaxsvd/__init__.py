@@ -12,6 +12,11 @@ from ._closed_forms import hessian as hessian
 from ._closed_forms import hvp as hvp
 from ._closed_forms import jacobian as jacobian
 from ._derivatives import derivatives as derivatives
+from ._spectral import ky_fan_norm as ky_fan_norm
+from ._spectral import nuclear_norm as nuclear_norm
+from ._spectral import schatten_norm as schatten_norm
+from ._spectral import spectral_function as spectral_function
+from ._spectral import spectral_norm as spectral_norm
 from ._svd import gaps as gaps
 from ._svd import svd as svd
 from ._svd import svdvals as svdvals
@@ -22,5 +27,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["derivatives", "gaps", "hessian", "hvp", "jacobian", "montecarlo", "singular_triplet", "svd",
-           "svdvals"]
+__all__ = [
+    "derivatives", "gaps", "hessian", "hvp", "jacobian", "ky_fan_norm", "montecarlo", "nuclear_norm",
+    "schatten_norm", "singular_triplet", "spectral_function", "spectral_norm", "svd", "svdvals",
+]
