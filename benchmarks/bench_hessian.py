@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 
 import jax
@@ -30,6 +29,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import compile_and_time, median_seconds  # noqa: E402
 
 import jaxsvd  # noqa: E402
 
@@ -38,20 +38,12 @@ K = 1
 
 
 def _time(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return median_seconds(fn, repeats)
 
 
 def _jax_case(f, a, repeats):
-    t = time.perf_counter()
-    compiled = jax.jit(f).lower(a).compile()
-    compile_s = time.perf_counter() - t
-    compiled(a).block_until_ready()  # warm-up
-    return compile_s, _time(lambda: compiled(a).block_until_ready(), repeats)
+    compile_s, run_s, _ = compile_and_time(f, (a,), repeats)
+    return compile_s, run_s
 
 
 def _write_case(mn, repeats):

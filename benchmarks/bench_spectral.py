@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 
 import jax
@@ -34,6 +33,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import mpmath  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import compile_and_time, median_seconds  # noqa: E402
 
 import jaxsvd  # noqa: E402
 
@@ -130,20 +130,12 @@ def correctness():
 
 
 def _time(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return median_seconds(fn, repeats)
 
 
 def _jax_case(f, a, repeats):
-    t = time.perf_counter()
-    compiled = jax.jit(jax.hessian(f)).lower(a).compile()
-    compile_s = time.perf_counter() - t
-    out = compiled(a).block_until_ready()  # warm-up
-    return {"compile_s": compile_s, "run_s": _time(lambda: compiled(a).block_until_ready(), repeats)}, out
+    compile_s, run_s, out = compile_and_time(jax.hessian(f), (a,), repeats)
+    return {"compile_s": compile_s, "run_s": run_s}, out
 
 
 def timing(quick):

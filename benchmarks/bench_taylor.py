@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 
 import jax
@@ -29,25 +28,18 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import compile_and_time, median_seconds  # noqa: E402
 
 import jaxsvd  # noqa: E402
 
 
 def _median(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return median_seconds(fn, repeats)
 
 
 def _jit_case(f, args, repeats):
-    t = time.perf_counter()
-    comp = jax.jit(f).lower(*args).compile()
-    c = time.perf_counter() - t
-    jax.block_until_ready(comp(*args))
-    return c, _median(lambda: jax.block_until_ready(comp(*args)), repeats)
+    compile_s, run_s, _ = compile_and_time(f, args, repeats)
+    return compile_s, run_s
 
 
 def _nested(f, order):

@@ -14,7 +14,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 try:  # public home since 0.4; kept behind a guard in case it moves
-    from jax.core import ShapedArray
+    from jax.core import ShapedArray  # noqa: F401
 except ImportError:  # pragma: no cover - future JAX
     pass  # type: ignore[no-redef]
 

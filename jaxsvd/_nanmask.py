@@ -129,11 +129,13 @@ def _gm_transpose(ct, coef, lin, keep):
     raise NotImplementedError("guarded_mul is bilinear: transpose in one argument at a time")
 
 
-def _gm_batch(args, dims):
-    size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
-    moved = [jnp.moveaxis(a, d, 0) if d is not None else jnp.broadcast_to(a, (size,) + a.shape)
-             for a, d in zip(args, dims)]
-    return guarded_mul_p.bind(*moved), 0
+def _batch_all(prim):
+    def rule(args, dims):
+        size = next(a.shape[d] for a, d in zip(args, dims, strict=False) if d is not None)
+        moved = [jnp.moveaxis(a, d, 0) if d is not None else jnp.broadcast_to(a, (size,) + a.shape)
+                 for a, d in zip(args, dims, strict=True)]
+        return prim.bind(*moved), 0
+    return rule
 
 
 def _gm_taylor(primals_in, series_in):
@@ -156,7 +158,7 @@ guarded_mul_p.def_abstract_eval(lambda coef, lin, keep: _compat.ShapedArray(coef
 _compat.def_lowering_from_fun(guarded_mul_p, _gm_impl, multiple_results=False)
 _compat.def_jvp(guarded_mul_p, _gm_jvp)
 _compat.def_transpose(guarded_mul_p, _gm_transpose)
-_compat.def_batching(guarded_mul_p, _gm_batch)
+_compat.def_batching(guarded_mul_p, _batch_all(guarded_mul_p))
 _compat.def_taylor(guarded_mul_p, _gm_taylor)
 
 
@@ -254,15 +256,6 @@ def _outer_transpose(ct, u, c, v, keep):
     if type(ct) is _compat.Zero:
         return [None, ct, None, None]
     return [None, sandwich_p.bind(u, ct, v, keep), None, None]
-
-
-def _batch_all(prim):
-    def rule(args, dims):
-        size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
-        moved = [jnp.moveaxis(a, d, 0) if d is not None else jnp.broadcast_to(a, (size,) + a.shape)
-                 for a, d in zip(args, dims)]
-        return prim.bind(*moved), 0
-    return rule
 
 
 def _sandwich_taylor(primals_in, series_in):

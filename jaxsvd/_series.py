@@ -180,7 +180,9 @@ def svd_series(
         us.append(un)
         vs.append(vn)
         sig.append(sig_n)
-        s_n = jnp.sum(sig_n * jnp.eye(sig_n.shape[-1], dtype=sig_n.dtype), axis=-1)  # (jnp.diagonal has no jet rule)
+        # the diagonal of Sigma_n, written with the order-0 columns uc0 (so that a
+        # one-triplet rule's value derivative involves only that triplet)
+        s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
         s_out.append(s_n if order == 1 else nan(s_n, keep_val))
     if not vectors:
         return SVDSeries(s_out, [], [])
@@ -193,11 +195,11 @@ def svd_series(
         if u_null is not None and m > r:
             nulls = _complement_series(us, u_null, K)
             u_out = [jnp.concatenate([a, nan(b, full_ok[..., None, None])], axis=-1)
-                     for a, b in zip(u_out, nulls)]
+                     for a, b in zip(u_out, nulls, strict=True)]
         if v_null is not None and n > r:
             nulls = _complement_series(vs, v_null, K)
             v_out = [jnp.concatenate([a, nan(b, full_ok[..., None, None])], axis=-1)
-                     for a, b in zip(v_out, nulls)]
+                     for a, b in zip(v_out, nulls, strict=True)]
     return SVDSeries(s_out, u_out, v_out)
 
 

@@ -100,11 +100,11 @@ class _Spec:
 
 def _thin(a):
     """(s, U1, V1^T) from the core primitive (differentiable to any order)."""
-    return svd_p.bind(a, full_matrices=False, compute_uv=True)
+    return svd_p.bind(a, full_matrices=False, compute_uv=True, masked=False)
 
 
 def _svdvals(a):
-    return svd_p.bind(a, full_matrices=False, compute_uv=False)[0]
+    return svd_p.bind(a, full_matrices=False, compute_uv=False, masked=False)[0]
 
 
 def _inner(x, y):
@@ -225,7 +225,7 @@ def _grad_tangent(a, da, spec):
     # is 0 where they are simple and NaN elsewhere.
     simple = ~jnp.any(degenerate(lax.stop_gradient(s), m, n), axis=-1)
     x = a - lax.stop_gradient(a)
-    marker = jnp.sum(nan_unless(x, simple[..., None, None]) - x, axis=(-2, -1))
+    marker = jnp.sum(nan_unless(x, simple[..., None, None], face="reverse") - x, axis=(-2, -1))
     return dg * (1 + marker)[..., None, None]
 
 

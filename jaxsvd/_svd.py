@@ -17,7 +17,7 @@ from jax import lax
 
 from . import _compat
 from ._nanmask import sandwich
-from ._series import mm, mT, svd_series
+from ._series import mT, svd_series
 from ._spectrum import degenerate, relative_gaps
 
 # ---------------------------------------------------------------------------

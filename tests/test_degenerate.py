@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _ref_mpmath import sigma_derivatives
+from helpers import gaussian, max_rel_err, orthogonal, with_singular_values
 from jax.experimental import jet
 
 import jaxsvd
-from _ref_mpmath import sigma_derivatives
-from helpers import gaussian, max_rel_err, orthogonal, with_singular_values
 
 A = with_singular_values(5, 4, [3.0, 2.0, 2.0, 0.5], seed=2)  # sigma_2 = sigma_3
 H = gaussian((5, 4), 9)

@@ -13,11 +13,11 @@ import jax.numpy as jnp
 import mpmath as mp
 import numpy as np
 import pytest
+from _ref_mpmath import sigma_series
+from helpers import SHAPES, gaussian, max_rel_err, nested_jvp_derivatives, with_singular_values
 from jax.experimental import jet
 
 import jaxsvd
-from _ref_mpmath import sigma_series
-from helpers import SHAPES, gaussian, max_rel_err, nested_jvp_derivatives, with_singular_values
 
 # matrices with relative gaps >= 0.05 (issue 2's accuracy floor applies there)
 SPECTRA = {(5, 3): [3.0, 2.0, 1.0], (3, 5): [2.5, 1.5, 0.5], (4, 4): [4.0, 3.0, 2.0, 1.0],

@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import SHAPES, gaussian, with_singular_values
 
 import jaxsvd
-from helpers import SHAPES, gaussian, with_singular_values
 
 
 @pytest.mark.parametrize("shape", SHAPES + [(2, 4, 3)])
@@ -17,7 +17,7 @@ def test_same_values_and_signs_as_jnp(shape, full, dtype):
     ours = jaxsvd.svd(a, full_matrices=full)
     ref = jnp.linalg.svd(a, full_matrices=full)
     assert type(ours).__name__ == "SVDResult"
-    for x, y in zip(ours, ref):
+    for x, y in zip(ours, ref, strict=False):
         assert x.shape == y.shape and x.dtype == y.dtype
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     np.testing.assert_array_equal(jaxsvd.svdvals(a), jnp.linalg.svdvals(a))
@@ -29,7 +29,7 @@ def test_jit_and_vmap_primal():
     ref = jnp.linalg.svd(a, full_matrices=False)
     for got in (jax.jit(lambda x: jaxsvd.svd(x, full_matrices=False))(a),
                 jax.vmap(lambda x: jaxsvd.svd(x, full_matrices=False))(a)):
-        for x, y in zip(got, ref):
+        for x, y in zip(got, ref, strict=False):
             np.testing.assert_allclose(x, y, atol=1e-12)
 
 
@@ -88,7 +88,7 @@ def test_empty_matrices(shape):
     a = jnp.zeros(shape)
     for full in (True, False):
         ours, ref = jaxsvd.svd(a, full_matrices=full), jnp.linalg.svd(a, full_matrices=full)
-        for x, y in zip(ours, ref):
+        for x, y in zip(ours, ref, strict=False):
             assert x.shape == y.shape
             np.testing.assert_array_equal(x, y)
     g = jax.grad(lambda x: jnp.sum(jaxsvd.svdvals(x)))(a)

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import SHAPES, gaussian, max_rel_err, nested_jvp_derivatives, rtol
 from jax.experimental import jet
 
 import jaxsvd
-from helpers import SHAPES, gaussian, max_rel_err, nested_jvp_derivatives, rtol
 
 
 def f_ours(a):
