@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 
-from . import _compat
-from ._svd import as_matrix, svdvals
+from ._series import svd_series
+from ._svd import as_matrix, basis, svdvals
 
 
 def derivatives(a, h, order: int):
@@ -13,8 +15,10 @@ def derivatives(a, h, order: int):
 
     Row j is ``D^j S(a)[h, ..., h]``, the j-th derivative of
     ``t -> svdvals(a + t h)`` at t = 0 (row 0 is ``svdvals(a)``).  Computed in
-    one pass of Taylor mode (``jax.experimental.jet`` through the series engine),
-    so the cost grows like order**2, not 2**order as with nested ``jax.jvp``.
+    one pass of the Taylor-mode rule (the series engine that ``jet`` of
+    :func:`svdvals` runs, on the line a + t h), so the cost grows like order**2,
+    not 2**order as with nested ``jax.jvp``.  Differentiable (``grad`` of a
+    derivative works) and batched over leading dimensions.
     Rows j >= 2 are NaN for singular values that are zero or coincide with
     another (they do not exist; see :func:`jaxsvd.gaps`).
 
@@ -41,8 +45,11 @@ def derivatives(a, h, order: int):
         raise ValueError(f"order must be a static int >= 0, got {order!r}")
     h = h.astype(a.dtype)
     s = svdvals(a)
-    if order == 0:
-        return s[None]
-    zeros = jnp.zeros_like(a)
-    s0, terms = _compat.jet(svdvals, (a,), ([h] + [zeros] * (order - 1),))
-    return jnp.stack([s0] + list(terms))
+    if order == 0 or 0 in a.shape[-2:]:
+        return jnp.broadcast_to(s, (order + 1,) + s.shape) * jnp.ones((order + 1,) + (1,) * s.ndim, s.dtype)
+    # the Taylor-mode rule of svdvals on the line a + t h (one nonzero term, so
+    # the engine skips the products with the zero higher terms)
+    s0, u, v, _, _ = basis(a)
+    ser = svd_series(s0, u, v, [h], num_orders=order, vectors=False)
+    scale = [float(math.factorial(j)) for j in range(1, order + 1)]
+    return jnp.stack([s] + [c * x for c, x in zip(scale, ser.s, strict=True)])

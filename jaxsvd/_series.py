@@ -99,6 +99,7 @@ def svd_series(
     u_null=None,
     v_null=None,
     mask: bool = True,
+    num_orders: Optional[int] = None,
 ) -> SVDSeries:
     """Taylor coefficients of the SVD of ``A_0 + sum_j terms[j-1] x^j``.
 
@@ -113,6 +114,8 @@ def svd_series(
         different (cheaper to differentiate) source than ``u[..., cols]``.
       u_null, v_null: the extra orthonormal columns of a full SVD (..., m, m-r),
         (..., n, n-r); when given, the returned vector coefficients are full.
+      num_orders: K, when larger than ``len(terms)`` (the missing A_j are zero, and
+        their products are skipped: a straight line A + x H needs one term).
       mask: NaN for coefficients that do not exist (public outputs).  Internal
         callers that need a smooth basis (gauge above) pass False.
 
@@ -124,7 +127,8 @@ def svd_series(
     all_cols = tuple(range(r))
     cols = all_cols if cols is None else tuple(cols)
     sel = cols != all_cols
-    K = len(terms)
+    K = len(terms) if num_orders is None else int(num_orders)
+    nterms = min(len(terms), K)  # A_j = 0 for j > len(terms): their products are skipped
     ps = pair_structure(s, cols, m, n)
     sc = s if not sel else take_cols(s, cols)
     uc0 = u0_cols if u0_cols is not None else (take_cols(u, cols) if sel else u)
@@ -137,7 +141,7 @@ def svd_series(
     keep_val = ~ps.bad
     nan = nan_unless if mask else (lambda x, keep: x)
     for order in range(1, K + 1):
-        e1 = _sum([mm(terms[b - 1], vs[order - b]) for b in range(1, order + 1)]
+        e1 = _sum([mm(terms[b - 1], vs[order - b]) for b in range(1, min(order, nterms) + 1)]
                   + [-mm(us[order - k], sig[k]) for k in range(1, order)])
         cdiag = _sum([jnp.sum(us[a] * us[order - a], axis=-2) for a in range(1, order)]) if order > 1 else 0
         ddiag = _sum([jnp.sum(vs[a] * vs[order - a], axis=-2) for a in range(1, order)]) if order > 1 else 0
@@ -146,13 +150,12 @@ def svd_series(
             s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
             s_out.append(s_n if order == 1 else nan(s_n, keep_val))
             break
-        e2 = _sum([mm(mT(terms[b - 1]), us[order - b]) for b in range(1, order + 1)]
+        e2 = _sum([mm(mT(terms[b - 1]), us[order - b]) for b in range(1, min(order, nterms) + 1)]
                   + [-mm(vs[order - k], mT(sig[k])) for k in range(1, order)])
         f = mm(mT(u), e1)
         g = mm(mT(v), e2)
         if order > 1:
-            cmat = _sum([mm(mT(us[a]), us[order - a]) for a in range(1, order)])
-            dmat = _sum([mm(mT(vs[a]), vs[order - a]) for a in range(1, order)])
+            cmat, dmat = _gram_conv(us, order), _gram_conv(vs, order)
             if sel:
                 cmat, dmat = mm(embed, cmat), mm(embed, dmat)
         else:
@@ -203,6 +206,15 @@ def svd_series(
     return SVDSeries(s_out, u_out, v_out)
 
 
+def _gram_conv(xs, n):
+    """sum_{a=1..n-1} xs[a]^T xs[n-a]  (symmetric: half the products)."""
+    out = []
+    for a in range(1, n // 2 + 1):
+        p = mm(mT(xs[a]), xs[n - a])
+        out.append(p if 2 * a == n else p + mT(p))
+    return _sum(out)
+
+
 def _complement_series(us, n0, K):
     """Coefficients of the orthonormal complement N(x) of the moving range U(x).
 
@@ -216,7 +228,7 @@ def _complement_series(us, n0, K):
         gamma = -_sum([mm(mT(us[a]), ns[order - a]) for a in range(1, order + 1)])
         nn = mm(u0, gamma)
         if order > 1:
-            delta = -0.5 * _sum([mm(mT(ns[a]), ns[order - a]) for a in range(1, order)])
+            delta = -0.5 * _gram_conv(ns, order)
             nn = nn + mm(n0, delta)
         ns.append(nn)
     return ns[1:]
