@@ -140,12 +140,26 @@ def svd_series(
     tall, wide = m > r, n > r
     keep_val = ~ps.bad
     nan = nan_unless if mask else (lambda x, keep: x)
-    for order in range(1, K + 1):
-        e1 = _sum([mm(terms[b - 1], vs[order - b]) for b in range(1, min(order, nterms) + 1)]
+    # values only, K >= 3: vectors to order ceil((K-1)/2), then the Rayleigh
+    # quotient (the 2n+1 rule, see _rayleigh_values).  Only where coefficients
+    # that do not exist are masked anyway (mask=True): inside a cluster it is
+    # not the cluster block's diagonal that internal callers rely on.
+    rayleigh = (not vectors) and mask and K >= 3
+    k_vec = K // 2 if rayleigh else K
+    av_cache = {}
+
+    def av(b, c):  # A_b V_c, each product formed once
+        if (b, c) not in av_cache:
+            av_cache[b, c] = mm(terms[b - 1], vs[c])
+        return av_cache[b, c]
+
+    alphas, betas = [None], [None]
+    for order in range(1, k_vec + 1):
+        e1 = _sum([av(b, order - b) for b in range(1, min(order, nterms) + 1)]
                   + [-mm(us[order - k], sig[k]) for k in range(1, order)])
         cdiag = _sum([jnp.sum(us[a] * us[order - a], axis=-2) for a in range(1, order)]) if order > 1 else 0
         ddiag = _sum([jnp.sum(vs[a] * vs[order - a], axis=-2) for a in range(1, order)]) if order > 1 else 0
-        if not vectors and order == K:
+        if not vectors and order == K and not rayleigh:
             # values only:  s_n = F_ii + s_i (C_ii - D_ii)/2
             s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
             s_out.append(s_n if order == 1 else nan(s_n, keep_val))
@@ -183,10 +197,16 @@ def svd_series(
         us.append(un)
         vs.append(vn)
         sig.append(sig_n)
+        alphas.append(alpha)
+        betas.append(beta)
         # the diagonal of Sigma_n, written with the order-0 columns uc0 (so that a
         # one-triplet rule's value derivative involves only that triplet)
         s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
         s_out.append(s_n if order == 1 else nan(s_n, keep_val))
+    if rayleigh:
+        alphas[0] = betas[0] = embed if sel else jnp.eye(r, dtype=s.dtype)
+        s_out += [nan(x, keep_val) for x in _rayleigh_values(
+            s, us, vs, alphas, betas, av, nterms, k_vec, K)]
     if not vectors:
         return SVDSeries(s_out, [], [])
     keep_vec = keep_val[..., None, :]
@@ -204,6 +224,49 @@ def svd_series(
             v_out = [jnp.concatenate([a, nan(b, full_ok[..., None, None])], axis=-1)
                      for a, b in zip(v_out, nulls, strict=True)]
     return SVDSeries(s_out, u_out, v_out)
+
+
+def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
+    """Value coefficients of orders n_vec+1..K from vectors of orders <= n_vec.
+
+    The 2n+1 rule.  sigma_k(x) is the Rayleigh quotient of the block operator
+    B(x) = [[0, A(x)], [A(x)^T, 0]] at its eigenvector w = [u_k; v_k], and the
+    quotient is stationary there: with the truncations u^(n), v^(n) of the
+    vector series (error O(x^(n+1))),
+
+        R(x) = u^(n)T A(x) v^(n) / ((|u^(n)|^2 + |v^(n)|^2) / 2) = sigma_k(x) + O(x^(2n+2)),
+
+    so vectors to order n = ceil((K-1)/2) give every value coefficient to
+    order K.  With u_a = U alpha_a + (null part), A_0 = U S V^T (thin):
+        u_a^T A_0 v_c = diag(alpha_a^T S beta_c),   u_a^T A_b v_c from A_b V_c.
+    Numerator P_j = sum_{a+b+c=j} u_a^T A_b v_c, denominator
+    Q_j = sum_{a+c=j} (u_a^T u_c + v_a^T v_c)/2 (Q_0 = 1), and R = P / Q:
+        R_j = P_j - sum_{i<j} R_i Q_{j-i}.
+    Valid for a simple sigma_k (the masked callers NaN the others).
+    """
+    sd = s[..., :, None]
+    rng = range(n_vec + 1)
+
+    def col(x, y):
+        return jnp.sum(x * y, axis=-2)
+
+    p, q = [], []
+    for j in range(K + 1):
+        pairs = [(a, j - a) for a in rng if 0 <= j - a <= n_vec]
+        pj = [col(alphas[a], sd * betas[c]) for a, c in pairs]
+        pj += [col(us[a], av(b, c)) for b in range(1, min(j, nterms) + 1)
+               for a in rng for c in rng if a + b + c == j]
+        qj = [0.5 * (col(us[a], us[c]) + col(vs[a], vs[c])) for a, c in pairs]
+        p.append(_sum(pj))
+        q.append(_sum(qj) if qj else None)
+    rs = [p[0]]
+    for j in range(1, K + 1):
+        acc = p[j]
+        for i in range(j):
+            if q[j - i] is not None:
+                acc = acc - rs[i] * q[j - i]
+        rs.append(acc)
+    return rs[n_vec + 1:]
 
 
 def _gram_conv(xs, n):
