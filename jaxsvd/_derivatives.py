@@ -44,12 +44,13 @@ def derivatives(a, h, order: int):
     if isinstance(order, bool) or not isinstance(order, int) or order < 0:
         raise ValueError(f"order must be a static int >= 0, got {order!r}")
     h = h.astype(a.dtype)
-    s = svdvals(a)
     if order == 0 or 0 in a.shape[-2:]:
+        s = svdvals(a)
         return jnp.broadcast_to(s, (order + 1,) + s.shape) * jnp.ones((order + 1,) + (1,) * s.ndim, s.dtype)
     # the Taylor-mode rule of svdvals on the line a + t h (one nonzero term, so
-    # the engine skips the products with the zero higher terms)
-    s0, u, v, _, _ = basis(a)
-    ser = svd_series(s0, u, v, [h], num_orders=order, vectors=False)
+    # the engine skips the products with the zero higher terms); row 0 comes
+    # from the same SVD call as the vectors (one LAPACK call, not two)
+    s, u, v, _, _ = basis(a)
+    ser = svd_series(s, u, v, [h], num_orders=order, vectors=False)
     scale = [float(math.factorial(j)) for j in range(1, order + 1)]
     return jnp.stack([s] + [c * x for c, x in zip(scale, ser.s, strict=True)])
