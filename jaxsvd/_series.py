@@ -57,7 +57,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._nanmask import guarded_mul, nan_unless
-from ._spectrum import degeneracy_tol, pair_structure, take_cols
+from ._spectrum import cluster_ids, degeneracy_tol, pair_structure, take_cols
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -84,6 +84,7 @@ class SVDSeries(NamedTuple):
     s: list  # (..., c)
     u: list  # (..., m, c) or (..., m, m) with the null-space columns
     v: list  # (..., n, c) or (..., n, n)
+    blocks: Optional[list] = None  # Sigma_n (..., c, c): the cluster blocks (vectors=True)
 
 
 def svd_series(
@@ -223,7 +224,7 @@ def svd_series(
             nulls = _complement_series(vs, v_null, K)
             v_out = [jnp.concatenate([a, nan(b, full_ok[..., None, None])], axis=-1)
                      for a, b in zip(v_out, nulls, strict=True)]
-    return SVDSeries(s_out, u_out, v_out)
+    return SVDSeries(s_out, u_out, v_out, sig[1:])
 
 
 def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
@@ -295,3 +296,51 @@ def _complement_series(us, n0, K):
             nn = nn + mm(n0, delta)
         ns.append(nn)
     return ns[1:]
+
+
+def branch_series(s, u, v, terms, m: int, n: int):
+    """Analytic branches of the singular values through coincident ones.
+
+    Along an analytic path A(x), the singular values of a cluster sigma_c (a
+    repeated non-zero value) split into analytic branches (Rellich), but the
+    sorted sigma_k(x) are not differentiable and :func:`svd_series` masks them.
+    A symmetric function of the singular values only sees the branches, so its
+    Taylor coefficients exist.  Degenerate perturbation theory with the engine
+    twice:
+
+      1. the engine's cluster blocks: U(x)^T A(x) V(x) = S(x) = diag(s) + sum_j S_j x^j,
+         block diagonal, each cluster block sigma_c I + x T_c(x) with
+         T(x) = S_1 + S_2 x + ... symmetric;
+      2. the branches are sigma_c + x mu(x), mu(x) the eigenvalues of T(x): the
+         engine again, on the symmetric r x r family T(x), shifted per cluster
+         (a multiple of I per block, which keeps the blocks apart and positive)
+         so that its eigenvalues are its singular values.
+
+    Exact to every order where the first-order splitting T_c(0) = S_1 has simple
+    eigenvalues inside each cluster; NaN from the second step where it does not
+    (e.g. a direction that leaves the cluster's values tied).  Zero singular
+    values are not handled (the caller masks them).
+
+    Args:
+      s, u, v: thin SVD of A_0 (unmasked basis); terms: A_1..A_K (unscaled).
+
+    Returns:
+      ``(s_c, [b_1, ..., b_K])``: the order-0 value of each branch (..., r) and
+      the unscaled coefficients of the branches (..., r), in one common order
+      (not sorted; use only in symmetric functions).
+    """
+    K = len(terms)
+    blocks = svd_series(s, u, v, terms, mask=False).blocks  # S_1..S_K
+    t0 = blocks[0]
+    ids = cluster_ids(s, m, n)
+    # per-cluster shifts: blocks in descending order, spaced beyond their spread
+    scale = jnp.sqrt(jnp.sum(t0 * t0, axis=(-2, -1)))[..., None] + s[..., :1]
+    shift = scale * (3 * (jnp.max(ids, axis=-1, keepdims=True) - ids) + 2).astype(s.dtype)
+    m0 = t0 + shift[..., :, None] * jnp.eye(s.shape[-1], dtype=s.dtype)
+    w, vec = jnp.linalg.eigh(m0, symmetrize_input=True)
+    w, vec = w[..., ::-1], vec[..., ::-1]  # descending, as the engine expects
+    weight = vec * vec  # each eigenvector lives in one block
+    s_c = jnp.sum(weight * s[..., :, None], axis=-2)
+    mu0 = w - jnp.sum(weight * shift[..., :, None], axis=-2)
+    mus = svd_series(w, vec, vec, blocks[1:], num_orders=K - 1, vectors=False).s if K > 1 else []
+    return s_c, [mu0] + list(mus)

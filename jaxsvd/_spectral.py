@@ -35,13 +35,14 @@ Where the Hessian does not exist -- F is not differentiable -- dG is NaN (via
 Tolerances: coincident / zero as in jaxsvd/_spectrum.py; "f_k != f_i" means
 beyond sqrt(eps) * (|f_k| + |f_i|).
 
-Third and higher derivatives differentiate the JVP rule of G, which is written
-with the core ``svd_p`` (exact where singular values are simple, NaN from the
-core rules where they coincide).  Taylor mode (``jet``): the coefficients of
-f(svdvals(A(t))) from the core svd Taylor rule (exact where the singular values
-are simple); the first two coefficients of F and the first of G are replaced by
-the exact Lewis--Sendov ones, so jet of order <= 2 of F is exact also where
-singular values coincide.
+Third and higher derivatives by nesting differentiate the JVP rule of G, which
+is written with the core ``svd_p`` (exact where singular values are simple, NaN
+from the core rules where they coincide).  Taylor mode (``jet``) of F: orders 1
+and 2 from the exact Lewis--Sendov rule; orders >= 3 as f applied to the
+analytic branches of the singular values (``_series.branch_series``), exact
+also through clusters of repeated non-zero values (docs/spectral.md).  ``jet``
+of G: order 1 exact everywhere, higher orders through the core rule (NaN where
+singular values coincide).
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ from jax import lax
 
 from . import _compat
 from ._nanmask import nan_unless
-from ._series import mm, mT
-from ._spectrum import degenerate, spectral_pairs
+from ._series import branch_series, mm, mT
+from ._spectrum import degeneracy_tol, degenerate, spectral_pairs
 from ._svd import as_matrix, svd_p
 
 # ---------------------------------------------------------------------------
@@ -249,12 +250,21 @@ def _nan_where_degenerate(y, a):
 
 
 def _value_taylor(primals_in, series_in, *, spec):
-    # orders >= 3: f o svdvals through the core Taylor rule (exact where simple);
+    # orders >= 3: f applied to the analytic branches of the singular values
+    #   (exact where they are simple, and through clusters of repeated non-zero
+    #   values whose first-order splitting is simple; see _series.branch_series);
+    #   NaN at a zero singular value and where the Hessian of F does not exist;
     # orders 1, 2: exact everywhere,  F_1 = <G, A_1>,  F_2 = <G, A_2> + <DG[A_1], A_1>/2
     (a,), (terms,) = primals_in, series_in
     terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in terms]
-    y0, ys = _compat.jet(lambda x: spec.value(_svdvals(x)), (a,), (terms,), factorial_scaled=False)
-    ys = [_nan_where_degenerate(y, a) for y in ys]
+    m, n = a.shape[-2:]
+    y0 = spectral_value_p.bind(a, spec=spec)
+    s, u, vt = _thin(a)
+    s_c, branches = branch_series(s, u, mT(vt), terms, m, n)
+    _, ys = _compat.jet(spec.value, (s_c,), (branches,), factorial_scaled=False)
+    _, _, _, ok = _divided_differences(s, spec, m, n)
+    nonzero = ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
+    ys = [jnp.where(ok & nonzero, y, jnp.asarray(jnp.nan, y.dtype)) for y in ys]
     grad = spectral_grad_p.bind(a, spec=spec)
     ys[0] = _inner(grad, terms[0])
     if len(terms) > 1:

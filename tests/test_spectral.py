@@ -292,22 +292,83 @@ def test_jet(dtype):
     assert max_rel_err(gj, gref) <= 5 * rtol(dtype)
 
 
-def test_jet_order2_exact_at_identity_and_nan_beyond():
-    # order <= 2 from the Lewis--Sendov rule (exact where values coincide), order 3 NaN
-    a = jnp.eye(4)
-    h = gaussian((4, 4), seed=27)
+def _poly_sum_s6(a):
+    g = a.T @ a
+    return jnp.trace(g @ g @ g)
+
+
+SUM_S6 = jaxsvd.spectral_function(lambda s: jnp.sum(s ** 6))
+# a symmetric f that is not a sum over the singular values
+MIXED = jaxsvd.spectral_function(lambda s: jnp.sum(s ** 2) * jnp.sum(s ** 4))
+
+
+def _poly_mixed(a):
+    return R.poly_sum_s2(a) * R.poly_sum_s4(a)
+
+
+@pytest.mark.parametrize("mat", ["identity", "orthogonal", "2orthogonal", "rot_3311",
+                                 "tall_orthonormal", "wide_orthonormal"])
+def test_jet_exact_through_coincident_values_all_orders(mat):
+    # jet of F to order 6 on a quadratic path where singular values coincide, against
+    # the exact polynomial invariants (sum s^2k = tr (A^T A)^k: no SVD in the reference)
+    a = jnp.asarray(MATS[mat])
+    h1, h2 = gaussian(a.shape, seed=27), gaussian(a.shape, seed=28)
+    K = 6
+    series = (h1, h2) + (jnp.zeros_like(h1),) * (K - 2)
+    for F, P in ((SPECTRAL["sum_s2"], R.poly_sum_s2), (SPECTRAL["sum_s4"], R.poly_sum_s4),
+                 (SUM_S6, _poly_sum_s6), (MIXED, _poly_mixed)):
+        y0, ys = jax.jit(lambda x, F=F: jet.jet(F, (x,), (series,)))(a)
+        r0, ref = jet.jet(P, (a,), (series,))
+        scale = max(abs(float(r)) for r in ref)
+        assert abs(float(y0) - float(r0)) <= 1e-12 * abs(float(r0))
+        for k in range(K):
+            assert abs(float(ys[k]) - float(ref[k])) <= 1e-10 * scale, (k, float(ys[k]), float(ref[k]))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_jet_through_ties_under_vmap(dtype):
+    mats = jnp.stack([jnp.asarray(MATS[k]) for k in ("identity", "orthogonal", "rot_3311")])
+    hs = gaussian(mats.shape, seed=34)
+    z = jnp.zeros_like(hs)
+    F = SPECTRAL["sum_s4"]
+    got = jax.jit(jax.vmap(lambda x, d, z: jet.jet(F, (x,), ((d, z, z),))[1][2]))(
+        mats.astype(dtype), hs.astype(dtype), z.astype(dtype))
+    ref = jax.vmap(lambda x, d, z: jet.jet(R.poly_sum_s4, (x,), ((d, z, z),))[1][2])(mats, hs, z)
+    assert got.dtype == dtype
+    assert max_rel_err(got, ref) <= rtol(dtype)
+
+
+def test_jet_nuclear_norm_order_4_at_identity_vs_mpmath():
+    # non-polynomial f: the nuclear norm through the tie at the identity
+    a, h = jnp.eye(3), gaussian((3, 3), seed=31)
     z = jnp.zeros_like(h)
-    for name in ("sum_s4", "sum_s2"):
-        F = SPECTRAL[name]
-        y0, ys = jax.jit(lambda x, F=F: jet.jet(F, (x,), ((h, z, z),)))(a)
-        P = R.POLY[name]
-        _, ref = jet.jet(P, (a,), ((h, z, z),))
-        np.testing.assert_allclose([float(ys[0]), float(ys[1])], [float(ref[0]), float(ref[1])], rtol=1e-12)
-        assert np.isnan(float(ys[2]))
-    _, ys = jet.jet(jaxsvd.nuclear_norm, (a,), ((h, z),))
-    ref = R.mp_directional("nuclear", np.eye(4), np.asarray(h), 2)
-    assert abs(float(ys[1]) - ref) <= 1e-10 * abs(ref)
-    # jet of grad: order 1 exact at the identity (= Hessian times h)
+    _, ys = jax.jit(lambda x: jet.jet(jaxsvd.nuclear_norm, (x,), ((h, z, z, z),)))(a)
+    for k in (2, 3, 4):
+        ref = R.mp_directional("nuclear", np.eye(3), np.asarray(h), k)
+        assert abs(float(ys[k - 1]) - ref) <= 1e-9 * abs(ref), (k, float(ys[k - 1]), ref)
+
+
+def test_jet_nan_where_higher_derivatives_do_not_exist():
+    h = gaussian((4, 4), seed=32)
+    z = jnp.zeros_like(h)
+    # the spectral norm at sigma_1 = sigma_2 (not twice differentiable): NaN from order 2
+    _, ys = jet.jet(jaxsvd.spectral_norm, (jnp.eye(4),), ((h, z, z),))
+    assert np.isfinite(float(ys[0])) and np.isnan(float(ys[1])) and np.isnan(float(ys[2]))
+    # a zero singular value (nuclear norm of a rank-deficient matrix)
+    a = jnp.asarray(with_singular_values(4, 4, [3.0, 2.0, 1.0, 0.0], seed=33))
+    _, ys = jet.jet(jaxsvd.nuclear_norm, (a,), ((h, z, z),))
+    assert np.isnan(float(ys[2]))
+    # a direction that keeps the tie at first order (tied first-order splitting): the
+    # branches are not resolved at order 1, documented NaN from order 3
+    _, ys = jet.jet(SPECTRAL["sum_s4"], (jnp.eye(4),), ((jnp.eye(4), z, z),))
+    np.testing.assert_allclose([float(ys[0]), float(ys[1])], [16.0, 48.0], rtol=1e-12)
+    assert np.isnan(float(ys[2]))
+
+
+def test_jet_of_grad_at_identity():
+    # jet of grad: order 1 exact at the identity (= Hessian times h); order 2 NaN (documented)
+    a, h = jnp.eye(4), gaussian((4, 4), seed=27)
+    z = jnp.zeros_like(h)
     _, gys = jax.jit(lambda x: jet.jet(jax.grad(SPECTRAL["sum_s4"]), (x,), ((h, z),)))(a)
     assert max_rel_err(gys[0], jnp.einsum("ijkl,kl->ij", jhess(R.poly_sum_s4)(a), h)) <= 1e-12
     assert bool(jnp.all(jnp.isnan(gys[1])))
