@@ -8,7 +8,9 @@ and a rotated diag(3, 3, 1, 0.5) (Ky Fan 2), for sum s^2, sum s^4, sum s^3,
 the nuclear norm and the Ky Fan 2-norm: the Hessian from each route, contracted
 with three random directions, against mpmath (dps 50) second derivatives of
 t -> F(A + tH).  Cell: "NaN" if the Hessian has a NaN, else the max relative
-error.
+error.  Then the third and fourth derivatives of t -> F(A + tH) at the same
+matrices: ``jet`` through jaxsvd against nested ``jax.jvp`` through
+jnp.linalg.svd (``jet`` has no rule for it), both against mpmath.
 
 Timing.  ``jax.jit(jax.hessian(nuclear_norm))`` at 16x32 and 32x64 (Gaussian
 float64): jaxsvd against ``jnp.linalg.norm(a, 'nuc')`` and
@@ -27,6 +29,7 @@ import platform
 import time
 
 import jax
+from jax.experimental import jet
 
 jax.config.update("jax_enable_x64", True)
 
@@ -90,6 +93,52 @@ def _mp_second(fmp, a, h):
             return fmp(sorted((s[i] for i in range(len(s))), reverse=True))
 
         return float(mpmath.diff(F, 0, 2))
+
+
+def _mp_directional(fmp, a, h, order):
+    with mpmath.workdps(50):
+        A, H = mpmath.matrix(a.tolist()), mpmath.matrix(h.tolist())
+
+        def F(t):
+            s = mpmath.svd_r(A + t * H, compute_uv=False)
+            return fmp(sorted((s[i] for i in range(len(s))), reverse=True))
+
+        return float(mpmath.diff(F, 0, order))
+
+
+def _nested_jvp(f, order):
+    g = f
+    for _ in range(order):
+        g = (lambda g_: lambda t: jax.jvp(g_, (t,), (jnp.ones_like(t),))[1])(g)
+    return g
+
+
+def higher_orders(orders=(3, 4)):
+    """d^k/dt^k F(A + t H) at t = 0 through the ties: jet of jaxsvd vs nested jvp
+    through jnp.linalg.svd (jet itself fails there: no Taylor rule for svd) vs mpmath."""
+    rows = []
+    for mname, (a, fnames) in matrices().items():
+        h = np.random.default_rng(200).standard_normal(a.shape)
+        for fname in fnames:
+            if fname == "ky_fan_2":
+                continue
+            fj, fmp, _ = FUNCS[fname]
+            K = max(orders)
+            series = (jnp.asarray(h),) + (jnp.zeros(a.shape),) * (K - 1)
+            _, ys = jax.jit(lambda x, F=JAXSVD[fname], series=series: jet.jet(F, (x,), (series,)))(jnp.asarray(a))
+            refs = {k: _mp_directional(fmp, a, h, k) for k in (2,) + tuple(orders)}
+            scale = max(abs(r) for r in refs.values())  # sum s^2: orders >= 3 are exactly 0
+            for k in orders:
+                ref = refs[k]
+                aj, hj = jnp.asarray(a), jnp.asarray(h)
+                nested = _nested_jvp(lambda t, fj=fj, aj=aj, hj=hj: fj(jnp.linalg.svd(aj + t * hj, compute_uv=False)),
+                                     k)
+                jn = float(jax.jit(nested)(jnp.zeros(())))
+                row = {"matrix": mname, "function": fname, "order": k}
+                for route, val in (("jaxsvd jet", float(ys[k - 1])), ("jnp nested jvp", jn)):
+                    row[route] = "NaN" if not np.isfinite(val) else abs(val - ref) / max(abs(ref), scale * 1e-3)
+                rows.append(row)
+    return rows
 
 
 def _torch_hessian(ftorch, a):
@@ -175,7 +224,7 @@ def _fmt(v):
     return f"{v:.1e}"
 
 
-def print_tables(corr, times):
+def print_tables(corr, times, higher):
     routes = ["jaxsvd", "jnp.linalg.svd", "torch"]
     print("\nHessian at degenerate matrices: max relative error of h^T (Hess) h over 3 directions vs mpmath")
     head = f"{'matrix':<22} {'function':<10} " + " ".join(f"{r:>15}" for r in routes)
@@ -183,6 +232,15 @@ def print_tables(corr, times):
     print("-" * len(head))
     for row in corr:
         print(f"{row['matrix']:<22} {row['function']:<10} " + " ".join(f"{_fmt(row[r]):>15}" for r in routes))
+    print("\nthird and fourth derivatives along a direction, F(A + tH): relative error vs mpmath")
+    print("(relative to max(|ref|, 1e-3 |orders 2..4|): sum s^2 has exact zeros there)")
+    head = (f"{'matrix':<22} {'function':<10} {'order':>5} "
+            + " ".join(f"{r:>15}" for r in ("jaxsvd jet", "jnp nested jvp")))
+    print(head)
+    print("-" * len(head))
+    for row in higher:
+        print(f"{row['matrix']:<22} {row['function']:<10} {row['order']:>5} "
+              + " ".join(f"{_fmt(row[r]):>15}" for r in ("jaxsvd jet", "jnp nested jvp")))
     print("\njax.hessian of the nuclear norm (float64, jit; median run, compile separately)")
     head = f"{'size':<8} {'jaxsvd':>22} {'jnp.linalg.svd':>22} {'torch.func':>22} {'jnp/jaxsvd':>11}"
     print(head)
@@ -203,8 +261,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", default="bench_spectral.json", help="where to write the JSON results")
     args = p.parse_args(argv)
     corr = correctness()
+    higher = higher_orders()
     times = timing(args.quick)
-    print_tables(corr, times)
+    print_tables(corr, times, higher)
     meta = {"jax": jax.__version__, "backend": jax.default_backend(), "platform": platform.platform(),
             "quick": args.quick}
     try:
@@ -214,7 +273,7 @@ def main(argv=None) -> int:
     except ImportError:
         meta["torch"] = None
     with open(args.json, "w") as fh:
-        json.dump({"meta": meta, "correctness": corr, "timing": times}, fh, indent=1)
+        json.dump({"meta": meta, "correctness": corr, "higher_orders": higher, "timing": times}, fh, indent=1)
     print(f"\nJSON written to {args.json}")
     return 0
 

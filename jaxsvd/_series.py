@@ -57,7 +57,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._nanmask import guarded_mul, nan_unless
-from ._spectrum import cluster_ids, degeneracy_tol, pair_structure, take_cols
+from ._spectrum import cluster_ids, degeneracy_tol, pair_structure, relative_gaps, take_cols
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -325,9 +325,13 @@ def branch_series(s, u, v, terms, m: int, n: int):
       s, u, v: thin SVD of A_0 (unmasked basis); terms: A_1..A_K (unscaled).
 
     Returns:
-      ``(s_c, [b_1, ..., b_K])``: the order-0 value of each branch (..., r) and
-      the unscaled coefficients of the branches (..., r), in one common order
-      (not sorted; use only in symmetric functions).
+      ``(s_c, [b_1, ..., b_K], g1, g2)``: the order-0 value of each branch
+      (..., r), the unscaled coefficients of the branches (..., r), in one
+      common order (not sorted; use only in symmetric functions), and the two
+      levels' smallest relative gaps (...,): g1 between clusters (and to -sigma,
+      0), g2 between first-order splittings inside a cluster (inf if none).  A
+      symmetric function of the branches cancels their large parts: its order-k
+      coefficient loses about eps / g1**(k-1) and eps / g2**(k-2) to rounding.
     """
     K = len(terms)
     blocks = svd_series(s, u, v, terms, mask=False).blocks  # S_1..S_K
@@ -343,4 +347,12 @@ def branch_series(s, u, v, terms, m: int, n: int):
     s_c = jnp.sum(weight * s[..., :, None], axis=-2)
     mu0 = w - jnp.sum(weight * shift[..., :, None], axis=-2)
     mus = svd_series(w, vec, vec, blocks[1:], num_orders=K - 1, vectors=False).s if K > 1 else []
-    return s_c, [mu0] + list(mus)
+    # conditioning of the two levels (see Returns)
+    live = lax.stop_gradient(s) > degeneracy_tol(s, m, n)
+    g1 = jnp.min(jnp.where(live, relative_gaps(s, m, n, across_clusters=True), jnp.inf), axis=-1)
+    mu_, sc_ = lax.stop_gradient(mu0), lax.stop_gradient(s_c)
+    same = (jnp.abs(sc_[..., :, None] - sc_[..., None, :]) <= degeneracy_tol(s, m, n)[..., None]) & ~jnp.eye(
+        s.shape[-1], dtype=bool)
+    d2 = jnp.where(same, jnp.abs(mu_[..., :, None] - mu_[..., None, :]), jnp.inf)
+    g2 = jnp.min(d2, axis=(-2, -1)) / lax.stop_gradient(scale[..., 0])
+    return s_c, [mu0] + list(mus), g1, g2

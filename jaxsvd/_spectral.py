@@ -260,11 +260,18 @@ def _value_taylor(primals_in, series_in, *, spec):
     m, n = a.shape[-2:]
     y0 = spectral_value_p.bind(a, spec=spec)
     s, u, vt = _thin(a)
-    s_c, branches = branch_series(s, u, mT(vt), terms, m, n)
+    s_c, branches, g1, g2 = branch_series(s, u, mT(vt), terms, m, n)
     _, ys = _compat.jet(spec.value, (s_c,), (branches,), factorial_scaled=False)
     _, _, _, ok = _divided_differences(s, spec, m, n)
-    nonzero = ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
-    ys = [jnp.where(ok & nonzero, y, jnp.asarray(jnp.nan, y.dtype)) for y in ys]
+    ok = ok & ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
+    # near (not exact) ties: f's symmetric combination cancels the branches' large
+    # coefficients and keeps ~ eps / gap**(k-1) of rounding; NaN beyond sqrt(eps)
+    eps = float(jnp.finfo(a.dtype).eps)
+    out = []
+    for k, y in enumerate(ys, start=1):
+        good = ok & (eps <= math.sqrt(eps) * g1 ** (k - 1)) & (eps <= math.sqrt(eps) * g2 ** max(k - 2, 0))
+        out.append(jnp.where(good, y, jnp.asarray(jnp.nan, y.dtype)))
+    ys = out
     grad = spectral_grad_p.bind(a, spec=spec)
     ys[0] = _inner(grad, terms[0])
     if len(terms) > 1:

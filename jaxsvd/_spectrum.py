@@ -111,16 +111,20 @@ def take_cols(x, cols: tuple[int, ...]):
     return jnp.take(x, jnp.asarray(cols), axis=-1)
 
 
-def relative_gaps(s, m: int, n: int):
+def relative_gaps(s, m: int, n: int, *, across_clusters: bool = False):
     """Distance of each sigma_k to the rest of the spectrum of [[0, A], [A^T, 0]].
 
     The other eigenvalues are sigma_j (j != k), -sigma_j (all j, so 2 sigma_k
-    itself) and 0 when m != n.  Divided by sigma_max.
+    itself) and 0 when m != n.  Divided by sigma_max.  With ``across_clusters``
+    the sigma_j coincident with sigma_k (its cluster) are left out.
     """
     r = s.shape[-1]
-    eye = jnp.eye(r, dtype=bool)
+    same = jnp.eye(r, dtype=bool)
+    if across_clusters:
+        ids = cluster_ids(s, m, n)
+        same = ids[..., :, None] == ids[..., None, :]
     diff = jnp.abs(s[..., :, None] - s[..., None, :])
-    diff = jnp.where(eye, jnp.inf, diff)
+    diff = jnp.where(same, jnp.inf, diff)
     summ = s[..., :, None] + s[..., None, :]
     g = jnp.minimum(jnp.min(diff, axis=-1), jnp.min(summ, axis=-1))
     if m != n:

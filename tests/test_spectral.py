@@ -365,6 +365,27 @@ def test_jet_nan_where_higher_derivatives_do_not_exist():
     assert np.isnan(float(ys[2]))
 
 
+def test_jet_near_ties_exact_or_nan_never_wrong():
+    # near (not exact) ties: a symmetric f cancels the branches' large coefficients;
+    # what is returned is accurate (polynomial invariant), the rest is NaN
+    h = gaussian((4, 4), seed=5)
+    z = jnp.zeros_like(h)
+    series = (h,) + (z,) * 5
+    for g in (1e-1, 1e-2, 1e-4, 1e-9):
+        a = jnp.asarray(with_singular_values(4, 4, [2.0, 2.0 - 2 * g, 1.0, 0.5], seed=3))
+        _, ys = jet.jet(SPECTRAL["sum_s4"], (a,), (series,))
+        _, ref = jet.jet(R.poly_sum_s4, (a,), (series,))
+        scale = max(abs(float(r)) for r in ref)
+        finite = [k for k in range(6) if np.isfinite(float(ys[k]))]
+        assert finite[:2] == [0, 1]  # orders 1, 2 always (Lewis--Sendov)
+        for k in finite:
+            assert abs(float(ys[k]) - float(ref[k])) <= 1e-8 * scale, (g, k)
+        if g == 1e-1:
+            assert len(finite) == 6
+    _, ys = jet.jet(SPECTRAL["sum_s4"], (jnp.asarray(MATS["orthogonal"]) + 1e-12 * h,), ((h, z, z),))
+    assert np.isnan(float(ys[2]))
+
+
 def test_jet_of_grad_at_identity():
     # jet of grad: order 1 exact at the identity (= Hessian times h); order 2 NaN (documented)
     a, h = jnp.eye(4), gaussian((4, 4), seed=27)
