@@ -382,10 +382,20 @@ def _paper_formula_rows(cases, order):
 # ---------------------------------------------------------------------------
 
 
+def _have_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _cmd_demo(args) -> int:
     order = args.order
     cases = paper_cases(args.seed)
     computed = []
+    if not args.no_figures and not _have_matplotlib():
+        print("jaxsvd demo: figures skipped (matplotlib is not installed: pip install 'jaxsvd[plot]')",
+              file=sys.stderr)
+        args.no_figures = True
     nsteps = len(cases) * 6 + (0 if args.no_figures else 1)
     t0 = time.perf_counter()
     with _progress("demo", nsteps, enabled=not args.quiet) as step:
@@ -469,6 +479,8 @@ def _write_figures(out: Path, computed, order):
 
 
 def _cmd_figures(args) -> int:
+    if not _have_matplotlib():
+        raise CLIError("figures need matplotlib: pip install 'jaxsvd[plot]'")
     cases = paper_cases(args.seed)
     with _progress("figures", len(cases) * 6 + 1, enabled=not args.quiet) as step:
         computed = [(name, compute_case(a, h, args.order, step=step)) for name, a, h in cases]

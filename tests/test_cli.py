@@ -239,3 +239,16 @@ def test_bench_prints_how_without_checkout(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cli, "_find_benchmarks", lambda: None)
     assert main(["bench"]) == 1
     assert "bench_hessian.py --quick" in capsys.readouterr().err
+
+
+def test_without_matplotlib_demo_skips_figures_and_figures_exits_2(tmp_path, monkeypatch, capsys):
+    import jaxsvd._cli as cli
+
+    monkeypatch.setattr(cli, "_have_matplotlib", lambda: False)
+    assert main(["figures", "--out", str(tmp_path / "f"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "matplotlib" in err[0]
+    assert main(["demo", "--order", "2", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "figures skipped" in err and "all checks passed" in out
+    assert not (tmp_path / "d").exists()
