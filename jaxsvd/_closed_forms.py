@@ -45,12 +45,14 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from ._series import mm, mT
 from ._spectrum import pair_structure
 from ._svd import as_matrix, svd
 
 _LAYOUTS = ("tensor", "vec")
+_HIGHEST = lax.Precision.HIGHEST
 
 
 def _static_index(k, r: int) -> int:
@@ -150,17 +152,23 @@ def _assemble(uk, vk, m_u, m_v, nmat, layout):
 
     leaves two multiplies and one add per output entry, with a contiguous
     inner axis: XLA emits one loop fusion that runs near memory bandwidth.
+    G and K are written as batched products with a contracting axis of length
+    2 (pairs of factors), so that XLA materialises them once instead of
+    recomputing them inside the output loop (about 15% of the time at 64x128).
     """
     m, n = nmat.shape
+    two = lambda x, y: jnp.stack([x, y], axis=-1)  # noqa: E731
+    lhs_g = two(m_u, jnp.broadcast_to(uk, (m, m)))  # (p, p', 2)
+    rhs_g = two(jnp.broadcast_to(vk, (m, n)), nmat)  # (p, q', 2)
+    lhs_k = two(jnp.broadcast_to(uk, (n, m)), nmat.T)  # (q, p', 2)
+    rhs_k = two(m_v, jnp.broadcast_to(vk, (n, n)))  # (q, q', 2)
     if layout == "tensor":  # axes (p, q, p', q')
-        g = m_u[:, :, None] * vk[None, None, :] + nmat[:, None, :] * uk[None, :, None]
-        kk = uk[None, :, None] * m_v[:, None, :] + nmat.T[:, :, None] * vk[None, None, :]
-        g, kk = g.reshape(m, m * n), kk.reshape(n, m * n)
+        g = jnp.einsum("pac,pbc->pab", lhs_g, rhs_g, precision=_HIGHEST).reshape(m, m * n)
+        kk = jnp.einsum("qac,qbc->qab", lhs_k, rhs_k, precision=_HIGHEST).reshape(n, m * n)
         return (vk[None, :, None] * g[:, None] + uk[:, None, None] * kk[None]).reshape(m, n, m, n)
     # column-major vec: index p + q m, so build axes (q, p, q', p') and reshape (free)
-    g = m_u[:, None, :] * vk[None, :, None] + nmat[:, :, None] * uk[None, None, :]  # (p, q', p')
-    kk = uk[None, None, :] * m_v[:, :, None] + nmat.T[:, None, :] * vk[None, :, None]  # (q, q', p')
-    g, kk = g.reshape(m, m * n), kk.reshape(n, m * n)
+    g = jnp.einsum("pac,pbc->pba", lhs_g, rhs_g, precision=_HIGHEST).reshape(m, m * n)  # (p, q', p')
+    kk = jnp.einsum("qac,qbc->qba", lhs_k, rhs_k, precision=_HIGHEST).reshape(n, m * n)  # (q, q', p')
     return (vk[:, None, None] * g[None] + uk[None, :, None] * kk[:, None]).reshape(m * n, m * n)
 
 
