@@ -27,3 +27,11 @@ def compile_and_time(f, args, repeats: int):
     out = jax.block_until_ready(compiled(*args))
     run_s = median_seconds(lambda: jax.block_until_ready(compiled(*args)), repeats)
     return compile_s, run_s, out
+
+
+def nested_jvp(f, order: int):
+    """``(a, h) -> D^order f(a)[h, ..., h]`` by nesting ``jax.jvp`` (the 2^order route)."""
+    g = lambda x, h: f(x)  # noqa: E731
+    for _ in range(order):
+        g = (lambda gg: lambda a, h: jax.jvp(lambda x: gg(x, h), (a,), (h,))[1])(g)
+    return g

@@ -36,7 +36,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import mpmath  # noqa: E402
 import numpy as np  # noqa: E402
-from _timing import compile_and_time, median_seconds  # noqa: E402
+from _timing import compile_and_time, median_seconds, nested_jvp  # noqa: E402
 
 import jaxsvd  # noqa: E402
 
@@ -106,13 +106,6 @@ def _mp_directional(fmp, a, h, order):
         return float(mpmath.diff(F, 0, order))
 
 
-def _nested_jvp(f, order):
-    g = f
-    for _ in range(order):
-        g = (lambda g_: lambda t: jax.jvp(g_, (t,), (jnp.ones_like(t),))[1])(g)
-    return g
-
-
 def higher_orders(orders=(3, 4)):
     """d^k/dt^k F(A + t H) at t = 0 through the ties: jet of jaxsvd vs nested jvp
     through jnp.linalg.svd (jet itself fails there: no Taylor rule for svd) vs mpmath."""
@@ -130,10 +123,8 @@ def higher_orders(orders=(3, 4)):
             scale = max(abs(r) for r in refs.values())  # sum s^2: orders >= 3 are exactly 0
             for k in orders:
                 ref = refs[k]
-                aj, hj = jnp.asarray(a), jnp.asarray(h)
-                nested = _nested_jvp(lambda t, fj=fj, aj=aj, hj=hj: fj(jnp.linalg.svd(aj + t * hj, compute_uv=False)),
-                                     k)
-                jn = float(jax.jit(nested)(jnp.zeros(())))
+                nested = nested_jvp(lambda x, fj=fj: fj(jnp.linalg.svd(x, compute_uv=False)), k)
+                jn = float(jax.jit(nested)(jnp.asarray(a), jnp.asarray(h)))
                 row = {"matrix": mname, "function": fname, "order": k}
                 for route, val in (("jaxsvd jet", float(ys[k - 1])), ("jnp nested jvp", jn)):
                     row[route] = "NaN" if not np.isfinite(val) else abs(val - ref) / max(abs(ref), scale * 1e-3)

@@ -28,7 +28,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _timing import compile_and_time, median_seconds  # noqa: E402
+from _timing import compile_and_time, median_seconds, nested_jvp  # noqa: E402
 
 import jaxsvd  # noqa: E402
 
@@ -40,13 +40,6 @@ def _median(fn, repeats):
 def _jit_case(f, args, repeats):
     compile_s, run_s, _ = compile_and_time(f, args, repeats)
     return compile_s, run_s
-
-
-def _nested(f, order):
-    g = f
-    for _ in range(order):
-        g = (lambda gg: lambda a, h: jax.jvp(lambda x: gg(x, h), (a,), (h,))[1])(g)
-    return g
 
 
 def _torch_nested(a, h, order, repeats):
@@ -76,7 +69,7 @@ def run(sizes, orders, repeats, budget, torch_on):
                        jaxsvd_compile_s=c_ours, jaxsvd_over_svd=t_ours / t_svd)
             if jnp_alive:
                 t0 = time.perf_counter()
-                c_n, t_n = _jit_case(_nested(lambda x, y: jnp.linalg.svdvals(x), K), (a, h), max(1, repeats // 2))
+                c_n, t_n = _jit_case(nested_jvp(jnp.linalg.svdvals, K), (a, h), max(1, repeats // 2))
                 row.update(nested_jvp_ms=1e3 * t_n, nested_compile_s=c_n, nested_over_svd=t_n / t_svd,
                            nested_over_jaxsvd=t_n / t_ours)
                 jnp_alive = time.perf_counter() - t0 < budget

@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - future JAX
 JAX_VERSION = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
 
 jet = _jet.jet
+Tracer = jax.core.Tracer  # to detect values traced by an enclosing transformation
 jet_rules = _jet.jet_rules
 Zero = ad.Zero
 

@@ -330,7 +330,7 @@ def _make(spec: _Spec):
         a = _checked(a)
         closed, out = jax.make_jaxpr(spec.f, return_shape=True)(
             jax.ShapeDtypeStruct((min(a.shape[-2:]),), a.dtype))
-        if any(isinstance(c, jax.core.Tracer) for c in closed.consts):
+        if any(isinstance(c, _compat.Tracer) for c in closed.consts):
             raise TypeError(
                 "f closes over a traced value (e.g. a jit argument); spectral_function needs f to "
                 "depend on the singular values only: make the parameter a Python constant "

@@ -166,7 +166,7 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
     type, values and signs -- both call LAPACK / cuSOLVER through
     ``lax.linalg.svd``) whose derivative rules come from the perturbation series
     of the block operator ``[[0, A], [A^T, 0]]``: ``jax.jvp``, ``grad``,
-    ``jacfwd``, ``jacrev``, ``hessian`` and ``jax.experimental.jet`` compose with
+    ``jacfwd``, ``jacrev``, ``hessian`` and Taylor mode (``jet``) compose with
     it to any order, under ``jit`` and ``vmap``, for ``full_matrices=True`` too.
 
     Derivative gauge: ``diag(U^T dU) = diag(V^T dV) = 0``; the extra columns of a
