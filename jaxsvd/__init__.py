@@ -20,6 +20,7 @@ from ._spectral import spectral_norm as spectral_norm
 from ._svd import gaps as gaps
 from ._svd import svd as svd
 from ._svd import svdvals as svdvals
+from ._svds import svds as svds
 from ._triplet import singular_triplet as singular_triplet
 
 try:
@@ -29,5 +30,5 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "derivatives", "gaps", "hessian", "hvp", "jacobian", "ky_fan_norm", "montecarlo", "nuclear_norm",
-    "schatten_norm", "singular_triplet", "spectral_function", "spectral_norm", "svd", "svdvals",
+    "schatten_norm", "singular_triplet", "spectral_function", "spectral_norm", "svd", "svds", "svdvals",
 ]
