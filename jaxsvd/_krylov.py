@@ -91,8 +91,14 @@ def _unit_or_random(x, basis, rnd, shift, floor):
 
 def _small_svd(B):
     # the projected p x p matrix: QR-iteration SVD (gesvd).  XLA:CPU's default
-    # divide-and-conquer path takes ~100 ms at p = 41 (vs ~1 ms): measured, jax 0.10.2
-    return lax.linalg.svd(B, full_matrices=True, compute_uv=True, algorithm=lax.linalg.SvdAlgorithm.QR)
+    # divide-and-conquer path takes ~100 ms at p = 41 (vs ~1 ms): measured, jax 0.10.2.
+    # gesvd does not return on NaN input: non-finite B (NaN in the operator) is
+    # replaced by 0 here and the result flagged by the caller.
+    finite = jnp.all(jnp.isfinite(B))
+    u, s, vt = lax.linalg.svd(jnp.where(finite, B, 0.0), full_matrices=True, compute_uv=True,
+                              algorithm=lax.linalg.SvdAlgorithm.QR)
+    nan = jnp.asarray(jnp.nan, B.dtype)
+    return u, jnp.where(finite, s, nan), vt
 
 
 def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
@@ -167,8 +173,8 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
                 res)
 
     def cond(state):
-        count, conv = state[5], state[7]
-        return (~conv) & (count < maxiter)
+        scale, count, conv = state[4], state[5], state[7]
+        return (~conv) & (count < maxiter) & jnp.isfinite(scale)  # NaN in A: stop, NaN out
 
     init = (P, Q, B, jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.zeros((), jnp.int32),
             jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((p,), dtype))

@@ -446,11 +446,16 @@ def _check_k(k, r):
     return k
 
 
-def _check_options(tol, maxiter, dtype, k, r):
+def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None):
     tol = default_tol(dtype) if tol is None else float(tol)
     if not (tol > 0 and math.isfinite(tol)):
         raise ValueError(f"tol must be a positive number; got {tol!r}")
-    p = default_krylov_dim(k, r)
+    if krylov_dim is None:
+        p = default_krylov_dim(k, r)
+    elif isinstance(krylov_dim, bool) or not isinstance(krylov_dim, (int, np.integer)) or krylov_dim <= k:
+        raise ValueError(f"krylov_dim must be an int > k = {k}; got {krylov_dim!r}")
+    else:
+        p = int(min(krylov_dim, r))
     if maxiter is None:
         maxiter = max(1000, 20 * p)
     if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
@@ -458,7 +463,7 @@ def _check_options(tol, maxiter, dtype, k, r):
     return tol, int(maxiter), p
 
 
-def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None):
+def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
     """:func:`svds` plus :class:`SvdsInfo` (residual estimates, Krylov steps)."""
     if key is None:
         key = jax.random.key(0)
@@ -472,7 +477,7 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None):
         mv, rmv, m, n, dtype = _as_operator(a)
         r = min(m, n)
         k = _check_k(k, r)
-        tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r)
+        tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r, krylov_dim)
         op = _Operator(mv, rmv, m, n, dtype)
         return _bind(op, op.consts, kd, k, p, tol, maxiter)
     a = jnp.asarray(a)
@@ -486,7 +491,7 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None):
     m, n = a.shape[-2:]
     r = min(m, n)
     k = _check_k(k, r)
-    tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r)
+    tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r, krylov_dim)
 
     def one(a2):
         op = _Operator(lambda x: jnp.matmul(a2, x, precision=_HIGHEST),
@@ -510,7 +515,7 @@ def _bind(op, consts, kd, k, p, tol, maxiter):
     return _compat.SVDResult(U=u, S=s, Vh=mT(v)), SvdsInfo(res, steps, nxt)
 
 
-def svds(a, k: int, *, tol=None, maxiter=None, key=None):
+def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
     r"""The ``k`` largest singular triplets of a matrix or a matrix-free operator.
 
     The triplets come from thick-restart Golub--Kahan--Lanczos bidiagonalisation
@@ -546,6 +551,9 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None):
         ``A^T``); default ``max(1000, 20 p)``.  Also the conjugate-gradient bound.
       key: ``jax.random`` key for the start vector (default ``key(0)``): same
         key, same result.
+      krylov_dim: Krylov dimension p > k (an extension of DESIGN.md's
+        signature, like scipy's ``ncv``): memory is O((m + n) p); default
+        ``min(min(m, n), max(2k + 8, k + 40))``.
 
     Returns:
       ``SVDResult(U, S, Vh)``: ``U`` ``(..., m, k)``, ``S`` ``(..., k)``
@@ -572,4 +580,4 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None):
       >>> jaxsvd.svds(a, 2).S
       Array([5., 3.], dtype=float32)
     """
-    return svds_with_info(a, k, tol=tol, maxiter=maxiter, key=key)[0]
+    return svds_with_info(a, k, tol=tol, maxiter=maxiter, key=key, krylov_dim=krylov_dim)[0]
