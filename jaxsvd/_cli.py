@@ -7,6 +7,11 @@ and ``mc`` (Monte Carlo, when available).  Only jaxsvd's public functions are
 used for the results; the references are JAX's own rules through
 ``jnp.linalg.svd``, numpy's LAPACK SVD and finite differences.
 
+A thin layer: parse, read the input files, call the public functions or the
+demo's computation (``jaxsvd/_demo.py``), print, set the exit status.  The
+progress bar is ``jaxsvd/_progress.py`` (shared with Monte Carlo); the ``mc``
+subcommand is ``jaxsvd/_mc_cli.py``.
+
 Errors in the input (a bad file, shape or option) end with one line on stderr
 and exit status 2; a failed check ends with exit status 1.
 """
@@ -21,10 +26,13 @@ import os
 import subprocess
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from . import _demo
+from ._demo import DEMO_SEED, DEMO_SHAPE
+from ._progress import progress_bar
 
 try:  # the Monte Carlo subcommand lives with the montecarlo module
     from . import _mc_cli
@@ -32,8 +40,6 @@ except ImportError:  # pragma: no cover - depends on the checkout
     _mc_cli = None
 
 PROG = "jaxsvd"
-DEMO_SHAPE = (6, 10)
-DEMO_SEED = 1  # the seed paper's section 7 ("random seed 1", 6 x 10)
 
 
 class CLIError(Exception):
@@ -120,34 +126,10 @@ def _jsonable(x):
 
 
 @contextlib.contextmanager
-def _progress(description: str, total: int, enabled: bool = True):
-    """A rich progress bar on stderr (a no-op without rich or when disabled)."""
-    bar = None
-    if enabled:
-        try:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-        except ImportError:
-            bar = None
-        else:
-            bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-    if bar is None:
-        yield lambda desc=None: None
-        return
-    with bar:
-        task = bar.add_task(description, total=total)
-
-        def step(desc=None):
-            bar.update(task, advance=1, **({"description": desc} if desc else {}))
-
-        yield step
+def _bar(description: str, total: int, args):
+    """The progress bar on stderr (not with --quiet), as ``step(next_stage_name=None)``."""
+    with progress_bar(total, description, enabled=not args.quiet, transient=True) as bar:
+        yield lambda desc=None: bar.advance(1, desc)
 
 
 def _print_table(title, columns, rows, file=None):
@@ -184,163 +166,12 @@ def _fmt(x):
 
 
 # ---------------------------------------------------------------------------
-# references (independent of jaxsvd) and the checks
+# the checks as a table or JSON
 # ---------------------------------------------------------------------------
-
-
-def _rel_err(x, ref) -> float:
-    """max |x - ref| / max |ref|; NaN in the same places counts as agreement."""
-    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
-    nx, nr = np.isnan(x), np.isnan(ref)
-    if np.any(nx != nr):
-        return math.inf
-    if np.all(nr):
-        return 0.0
-    x, ref = x[~nr], ref[~nr]
-    return float(np.max(np.abs(x - ref)) / max(float(np.max(np.abs(ref))), 1e-300))
-
-
-def _references():
-    """jit-compiled references through jnp.linalg.svd (JAX's own rules)."""
-    import jax
-    import jax.numpy as jnp
-
-    @partial(jax.jit, static_argnums=2)
-    def nested_jvp(a, h, order):
-        f = lambda t: jnp.linalg.svdvals(a + t * h)  # noqa: E731
-        fns = [f]
-        for _ in range(order):
-            fns.append(lambda t, g=fns[-1]: jax.jvp(g, (t,), (jnp.ones((), a.dtype),))[1])
-        t0 = jnp.zeros((), a.dtype)
-        return jnp.stack([g(t0) for g in fns])
-
-    jac = jax.jit(jax.jacfwd(jnp.linalg.svdvals))
-    hess = jax.jit(jax.hessian(jnp.linalg.svdvals))
-
-    @jax.jit
-    def hvp(a, h):
-        return jax.jvp(jax.jacrev(jnp.linalg.svdvals), (a,), (h,))[1]
-
-    return nested_jvp, jac, hess, hvp
-
-
-_REFS = None
-
-
-def _refs():
-    global _REFS
-    if _REFS is None:
-        _REFS = _references()
-    return _REFS
-
-
-def _fd_derivatives(a, h, order: int):
-    """Central finite differences of t -> svdvals(a + t h) (numpy LAPACK), orders 1..min(order, 2)."""
-    sv = lambda t: np.linalg.svd(a + t * h, compute_uv=False)  # noqa: E731
-    t = 1e-3 * max(np.linalg.norm(a, 2), 1e-300) / max(np.linalg.norm(h, 2), 1e-300)
-    out = {}
-    f = {j: sv(j * t) for j in (-2, -1, 0, 1, 2)}
-    out[1] = (f[-2] - 8 * f[-1] + 8 * f[1] - f[2]) / (12 * t)
-    if order >= 2:
-        out[2] = (-f[-2] + 16 * f[-1] - 30 * f[0] + 16 * f[1] - f[2]) / (12 * t * t)
-    return out
-
-
-def _taylor_tol(j: int) -> float:
-    return 1e-9 if j <= 4 else 1e-7
-
-
-def compute_case(a, h, order: int, *, full_hessian: bool = True, step=lambda desc=None: None):
-    """Everything the demo / check / figures need for one matrix, as numpy arrays."""
-    import jax
-    import jax.numpy as jnp
-
-    import jaxsvd
-
-    nested_jvp, jac_ref, hess_ref, hvp_ref = _refs()
-    a_j, h_j = jnp.asarray(a, jnp.float64), jnp.asarray(h, jnp.float64)
-    m, n = a.shape
-    r = min(m, n)
-    out = {"a": a, "h": h}
-    u, s, vt = jaxsvd.svd(a_j, full_matrices=False)
-    out["s"] = np.asarray(s)
-    out["s_ref"] = np.linalg.svd(a, compute_uv=False)
-    out["recon"] = np.asarray((u * s) @ vt)
-    step("Jacobian")
-    out["jac"] = np.asarray(jaxsvd.jacobian(a_j))
-    out["jac_ref"] = np.asarray(jac_ref(a_j))
-    ks = list(range(r)) if full_hessian else sorted({0, r // 2, r - 1})
-    step("Hessian (closed form)")
-    if full_hessian:
-        all_h = jax.jit(lambda x: jnp.stack([jaxsvd.hessian(x, k) for k in ks]))
-        out["hess"] = np.asarray(all_h(a_j))
-        out["hess_vec0"] = np.asarray(jaxsvd.hessian(a_j, 0, layout="vec"))
-        step("Hessian (autodiff through jnp.linalg.svd)")
-        out["hess_ref"] = np.asarray(hess_ref(a_j))
-    else:
-        step("Hessian (autodiff through jnp.linalg.svd)")
-    out["hvp_ks"] = ks
-    out["hvp"] = np.stack([np.asarray(jaxsvd.hvp(a_j, k, h_j)) for k in ks])
-    ref_hvp = np.asarray(hvp_ref(a_j, h_j))
-    out["hvp_ref"] = ref_hvp[ks]
-    step("Taylor coefficients (jaxsvd.derivatives)")
-    out["taylor"] = np.asarray(jax.jit(jaxsvd.derivatives, static_argnums=2)(a_j, h_j, order))
-    step(f"nested jvp through jnp.linalg.svd, order {order}")
-    out["taylor_ref"] = np.asarray(nested_jvp(a_j, h_j, order))
-    out["taylor_fd"] = _fd_derivatives(a, h, order)
-    return out
-
-
-def case_rows(name: str, c: dict, order: int):
-    """Rows (check, matrix, reference, rel. error, tolerance, ok) for one case."""
-    rows = []
-
-    def add(check, ref, err, tol):
-        rows.append([check, name, ref, err, tol, bool(err <= tol)])
-
-    add("singular values", "numpy.linalg.svd (LAPACK)", _rel_err(c["s"], c["s_ref"]), 1e-12)
-    add("U S V^T = A", "the matrix", _rel_err(c["recon"], c["a"]), 1e-12)
-    add("Jacobian (all k)", "jnp.linalg.svd: jacfwd", _rel_err(c["jac"], c["jac_ref"]), 1e-10)
-    if "hess" in c:
-        ks = c["hvp_ks"]
-        add(
-            f"Hessian (k = {ks[0]}..{ks[-1]})",
-            "jnp.linalg.svd: hessian",
-            _rel_err(c["hess"], c["hess_ref"][ks]),
-            1e-10,
-        )
-        m, n = c["a"].shape
-        vec_ref = c["hess_ref"][0].transpose(1, 0, 3, 2).reshape(m * n, m * n)
-        add(
-            "Hessian, vec layout (k = 0)",
-            "jnp.linalg.svd: hessian, vec",
-            _rel_err(c["hess_vec0"], vec_ref),
-            1e-10,
-        )
-    add("HVP", "jnp.linalg.svd: jvp of jacrev", _rel_err(c["hvp"], c["hvp_ref"]), 1e-10)
-    for j in range(1, order + 1):
-        add(
-            f"Taylor order {j}",
-            "jnp.linalg.svd: nested jvp",
-            _rel_err(c["taylor"][j], c["taylor_ref"][j]),
-            _taylor_tol(j),
-        )
-    for j, fd in c["taylor_fd"].items():
-        add(f"Taylor order {j}", "finite differences (numpy)", _rel_err(c["taylor"][j], fd), 1e-6)
-    return rows
 
 
 def _format_rows(rows):
     return [[r[0], r[1], r[2], _fmt(r[3]), f"{r[4]:.0e}", "ok" if r[5] else "FAIL"] for r in rows]
-
-
-def paper_cases(seed: int = DEMO_SEED, shape=DEMO_SHAPE):
-    """The seed paper's section 7 setup: N(0,1) and U(0,1) matrices, one Gaussian direction."""
-    rng = np.random.default_rng(seed)
-    a_n = rng.standard_normal(shape)
-    h = rng.standard_normal(shape)
-    a_u = rng.uniform(0.0, 1.0, shape)
-    return [("N(0,1)", a_n, h), ("U(0,1)", a_u, h)]
 
 
 def _rows_json(rows):
@@ -357,26 +188,6 @@ def _rows_json(rows):
     ]
 
 
-def _paper_formula_rows(cases, order):
-    from ._paper import chain_coefficients
-
-    rows = []
-    for name, c in cases:
-        true = c["taylor"][:, 1] / np.array([math.factorial(j) for j in range(order + 1)])
-        chain = chain_coefficients(c["a"], 1, [c["h"]], order)
-        for j in range(1, order + 1):
-            rows.append(
-                [
-                    name,
-                    str(j),
-                    f"{true[j]:+.5g}",
-                    f"{chain[j]:+.5g}",
-                    "agrees" if abs(chain[j] - true[j]) <= 1e-9 * max(abs(true[j]), 1.0) else "differs",
-                ]
-            )
-    return rows
-
-
 # ---------------------------------------------------------------------------
 # subcommands
 # ---------------------------------------------------------------------------
@@ -390,25 +201,25 @@ def _have_matplotlib() -> bool:
 
 def _cmd_demo(args) -> int:
     order = args.order
-    cases = paper_cases(args.seed)
+    cases = _demo.paper_cases(args.seed)
     computed = []
     if not args.no_figures and not _have_matplotlib():
         print("jaxsvd demo: figures skipped (matplotlib is not installed: pip install 'jaxsvd[plot]')",
               file=sys.stderr)
         args.no_figures = True
-    nsteps = len(cases) * 6 + (0 if args.no_figures else 1)
+    nsteps = len(cases) * (_demo.CASE_STEPS + 1) + (0 if args.no_figures else 1)
     t0 = time.perf_counter()
-    with _progress("demo", nsteps, enabled=not args.quiet) as step:
+    with _bar("demo", nsteps, args) as step:
         for name, a, h in cases:
             step(f"{name}: SVD")
-            computed.append((name, compute_case(a, h, order, step=step)))
+            computed.append((name, _demo.compute_case(a, h, order, step=step)))
         paths = []
         if not args.no_figures:
             step("figures")
-            paths = _write_figures(Path(args.out), computed, order)
-    rows = [r for name, c in computed for r in case_rows(name, c, order)]
+            paths = _write_figures(args.out, computed, order)
+    rows = [r for name, c in computed for r in _demo.case_rows(name, c, order)]
     ok = all(r[5] for r in rows)
-    paper_rows = _paper_formula_rows(computed, order)
+    paper_rows = _demo.paper_formula_rows(computed, order)
     if args.json:
         print(
             json.dumps(
@@ -445,47 +256,23 @@ def _cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
-def _write_figures(out: Path, computed, order):
-    from . import _plots
-    from ._paper import chain_coefficients
-
+def _write_figures(out, computed, order):
+    out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CLIError(f"cannot create output folder {str(out)!r}: {e}") from None
-    paths = [
-        _plots.jacobian_figure(out / "jacobian.png", [(n, c["jac"], c["jac_ref"]) for n, c in computed]),
-        _plots.hessian_figure(
-            out / "hessian.png", [(n, c["hess_vec0"], c["hess_ref"][0]) for n, c in computed], k=0
-        ),
-    ]
-    name, c = computed[0]
-    paths.append(
-        _plots.taylor_error_figure(
-            out / "taylor_error.png",
-            c["a"],
-            c["h"],
-            c["taylor"],
-            k=0,
-            title=f"(A ~ {name}, {c['a'].shape[0]}x{c['a'].shape[1]})",
-        )
-    )
-    series = []
-    for name, c in computed:
-        true = c["taylor"][:, 1] / np.array([math.factorial(j) for j in range(order + 1)])
-        series.append((name, true, chain_coefficients(c["a"], 1, [c["h"]], order)))
-    paths.append(_plots.paper_series_figure(out / "paper_series.png", series, k=1))
-    return paths
+    return _demo.write_figures(out, computed, order)
 
 
 def _cmd_figures(args) -> int:
     if not _have_matplotlib():
         raise CLIError("figures need matplotlib: pip install 'jaxsvd[plot]'")
-    cases = paper_cases(args.seed)
-    with _progress("figures", len(cases) * 6 + 1, enabled=not args.quiet) as step:
-        computed = [(name, compute_case(a, h, args.order, step=step)) for name, a, h in cases]
+    cases = _demo.paper_cases(args.seed)
+    with _bar("figures", len(cases) * _demo.CASE_STEPS + 1, args) as step:
+        computed = [(name, _demo.compute_case(a, h, args.order, step=step)) for name, a, h in cases]
         step("figures")
-        paths = _write_figures(Path(args.out), computed, args.order)
+        paths = _write_figures(args.out, computed, args.order)
     for p in paths:
         print(p)
     return 0
@@ -505,11 +292,12 @@ def _cmd_check(args) -> int:
         for i in range(args.count):
             mats.append((f"random #{i} {m}x{n}", rng.standard_normal((m, n))))
     rows = []
-    with _progress("check", len(mats) * 6, enabled=not args.quiet) as step:
+    with _bar("check", len(mats) * _demo.CASE_STEPS, args) as step:
         for name, a in mats:
             h = rng.standard_normal(a.shape)
             full = a.size <= args.max_hessian_size
-            rows += case_rows(name, compute_case(a, h, args.order, full_hessian=full, step=step), args.order)
+            c = _demo.compute_case(a, h, args.order, full_hessian=full, step=step)
+            rows += _demo.case_rows(name, c, args.order)
     ok = all(r[5] for r in rows)
     if args.json:
         print(json.dumps({"ok": ok, "checks": _rows_json(rows)}, indent=2))
