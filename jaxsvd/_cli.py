@@ -56,18 +56,49 @@ class _Parser(argparse.ArgumentParser):
 # ---------------------------------------------------------------------------
 
 
-def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndarray:
-    """Read a real 2-D matrix from .npy, .npz (one named array) or .csv -- never with pickle."""
+# Every command reads its matrices here: .npy, .npz (one named array) and .csv
+# as dense numpy arrays, never with pickle; load_operator also takes a scipy
+# sparse .npz (scipy.sparse.save_npz, read back with scipy.sparse.load_npz,
+# which does not unpickle either) as a jax.experimental.sparse.BCOO matrix,
+# for the matrix-free commands.  A bad file is a CLIError: one line, exit 2.
+
+_SPARSE_KEYS = frozenset({"format", "shape", "data"})  # what scipy.sparse.save_npz always writes
+
+
+def _existing(path, what: str) -> Path:
     p = Path(path)
     if not p.is_file():
         raise CLIError(f"{what} file {str(p)!r} does not exist")
+    return p
+
+
+def _is_scipy_sparse(z) -> bool:
+    """Whether an open .npz was written by scipy.sparse.save_npz (its keys and a 0-d format name)."""
+    if not _SPARSE_KEYS <= set(z.files):
+        return False
+    try:
+        fmt = z["format"]
+    except ValueError:  # an object array: not scipy's, and not to be unpickled
+        return False
+    return fmt.ndim == 0 and fmt.dtype.kind in "SU"
+
+
+def _read(p: Path, array: str | None, what: str, sparse: bool):
+    """The raw contents of a matrix file: an ndarray, or (``sparse``) a scipy sparse matrix."""
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":
-            x = np.load(p, allow_pickle=False)
-        elif suffix == ".npz":
+            return np.load(p, allow_pickle=False)
+        if suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 names = list(z.files)
+                if array is None and _is_scipy_sparse(z):
+                    if not sparse:
+                        raise CLIError(
+                            f"{what} file {p.name} is a scipy sparse matrix; "
+                            "this command needs a dense one (.npy, .npz or .csv)"
+                        )
+                    return _read_scipy_sparse(p, what)
                 if array is not None:
                     if array not in names:
                         raise CLIError(
@@ -83,13 +114,10 @@ def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndar
                         f"{what} file {p.name} holds several arrays ({', '.join(names)}): "
                         "choose one with --array NAME"
                     )
-                x = z[name]
-        elif suffix == ".csv":
-            x = np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
-        else:
-            raise CLIError(
-                f"{what} file {p.name}: unknown format {suffix or '(none)'!r}; use .npy, .npz or .csv"
-            )
+                return z[name]
+        if suffix == ".csv":
+            return np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
+        raise CLIError(f"{what} file {p.name}: unknown format {suffix or '(none)'!r}; use .npy, .npz or .csv")
     except CLIError:
         raise
     except ValueError as e:  # pickled objects, unparsable csv, corrupt files
@@ -98,17 +126,65 @@ def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndar
         raise CLIError(f"cannot read {what} file {p.name}: {e}") from None
     except Exception as e:  # noqa: BLE001 - zipfile.BadZipFile and friends
         raise CLIError(f"cannot read {what} file {p.name}: {type(e).__name__}: {e}") from None
-    x = np.asarray(x)
+
+
+def _read_scipy_sparse(p: Path, what: str):
+    try:
+        import scipy.sparse
+    except ImportError:
+        raise CLIError(
+            f"{what} file {p.name} is a scipy sparse matrix; reading it needs scipy: pip install scipy"
+        ) from None
+    x = scipy.sparse.load_npz(p)  # np.load(allow_pickle=False) inside
+    if hasattr(x, "check_format"):  # csr, csc, bsr: indptr / indices consistent and in range
+        x.check_format()  # full_check=True by default
+    return x
+
+
+def _check_real_2d(x, p: Path, what: str):
     if x.dtype.kind not in "fiub":
         raise CLIError(f"{what} in {p.name} must be real numbers; got dtype {x.dtype}")
-    if x.ndim != 2:
-        raise CLIError(f"{what} in {p.name} must be 2-D (m, n); got shape {x.shape}")
+    if len(x.shape) != 2:
+        raise CLIError(f"{what} in {p.name} must be 2-D (m, n); got shape {tuple(x.shape)}")
     if 0 in x.shape:
-        raise CLIError(f"{what} in {p.name} is empty; got shape {x.shape}")
+        raise CLIError(f"{what} in {p.name} is empty; got shape {tuple(x.shape)}")
+
+
+def _dense(x, p: Path, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    _check_real_2d(x, p, what)
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise CLIError(f"{what} in {p.name} contains NaN or infinity")
     return x
+
+
+def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndarray:
+    """Read a real 2-D matrix from .npy, .npz (one named array) or .csv -- never with pickle."""
+    p = _existing(path, what)
+    return _dense(_read(p, array, what, sparse=False), p, what)
+
+
+def load_operator(path, array: str | None = None, what: str = "matrix"):
+    """A real 2-D matrix from a file: a numpy array, or a BCOO matrix for a scipy sparse .npz.
+
+    Dense files (.npy, .npz with one array or ``array``, .csv) as in
+    :func:`load_matrix`.  An .npz written by ``scipy.sparse.save_npz`` (any
+    format: csr, csc, coo, bsr, dia) is read with ``scipy.sparse.load_npz``
+    (never with pickle; scipy is needed only then) and returned as a float64
+    ``jax.experimental.sparse.BCOO`` of the same shape, without a dense copy.
+    """
+    p = _existing(path, what)
+    x = _read(p, array, what, sparse=True)
+    if isinstance(x, np.ndarray):
+        return _dense(x, p, what)
+    _check_real_2d(x, p, what)
+    x = x.tocoo().astype(np.float64)
+    if not np.all(np.isfinite(x.data)):
+        raise CLIError(f"{what} in {p.name} contains NaN or infinity")
+    from ._compat import bcoo_from_scipy
+
+    return bcoo_from_scipy(x)
 
 
 # ---------------------------------------------------------------------------
