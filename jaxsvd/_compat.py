@@ -109,3 +109,13 @@ except ImportError:  # pragma: no cover - future JAX
         U: jax.Array
         S: jax.Array
         Vh: jax.Array
+
+
+def bcoo_from_scipy(mat):
+    """A ``jax.experimental.sparse.BCOO`` matrix holding a 2-D ``scipy.sparse`` matrix or array.
+
+    ``jax.experimental.sparse`` is experimental: imported here, and only when called.
+    """
+    from jax.experimental import sparse
+
+    return sparse.BCOO.from_scipy_sparse(mat)
