@@ -29,6 +29,7 @@ Rules in the usual order: primal, first order (JVP), Taylor mode, registration.
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import partial
 from typing import NamedTuple
@@ -213,10 +214,16 @@ class _JetTerms(TermProducts):
         return self._all(self.op.rmv_block, c, y, "rmv")[b - 1]
 
 
-def _deflated_solver(op, consts, s, u, v, tol, maxiter):
+def _deflated_solver(op, consts, s, u, v, tol, maxiter, skip):
     """(R1, R2) -> (Zu, Zv): conjugate gradients on s_i I - P T P for every
     column i at once (a block-diagonal positive definite system), P the
-    projector onto the complement of (U_k, V_k)."""
+    projector onto the complement of (U_k, V_k).
+
+    Columns in ``skip`` (a tie at the cut, a zero value: s_i I - P T P is
+    singular or indefinite there, and their derivatives are NaN anyway) get a
+    zero right-hand side and a safe shift, so they cannot spoil the others
+    (one CG couples the columns through its inner products)."""
+    s = jnp.where(skip, 2 * s[..., :1] + 1, s)
 
     def pu(x):
         return x - mm(u, mm(mT(u), x))
@@ -231,6 +238,7 @@ def _deflated_solver(op, consts, s, u, v, tol, maxiter):
 
     def solve(r1, r2):
         # symmetric: the transpose solve is the solve (grad, jacrev, hessian)
+        r1, r2 = jnp.where(skip, 0.0, r1), jnp.where(skip, 0.0, r2)
         z = lax.custom_linear_solve(kmat, (pu(r1), pv(r2)), partial(_cg, tol=tol, maxiter=maxiter),
                                     symmetric=True)
         return pu(z[0]), pv(z[1])
@@ -282,7 +290,8 @@ def _series(args, terms_obj, *, op, k, p, tol, maxiter, vectors=True):
     # a tie at the cut: sigma_i (i <= k) coincides with the next Ritz value
     s_, nxt_ = lax.stop_gradient(s), lax.stop_gradient(nxt)
     cut = jnp.abs(s_ - nxt_) <= rtol * s_[..., :1]
-    solver = _deflated_solver(op, consts, lax.stop_gradient(s), u, v, tol, maxiter)
+    skip = cut | (s_ <= rtol * s_[..., :1])
+    solver = _deflated_solver(op, consts, s, u, v, tol, maxiter, skip)  # s differentiable: hessians
     ser = svd_series(s, u, v, terms_obj, complement=solver, extra_bad=cut, rtol=rtol, vectors=vectors)
     return out, ser
 
@@ -493,15 +502,27 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
     k = _check_k(k, r)
     tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r, krylov_dim)
 
+    op = _dense_operator(m, n, dtype)
+
     def one(a2):
-        op = _Operator(lambda x: jnp.matmul(a2, x, precision=_HIGHEST),
-                       lambda y: jnp.matmul(y, a2, precision=_HIGHEST), m, n, dtype)
-        return _bind(op, op.consts, kd, k, p, tol, maxiter)
+        return _bind(op, [a2, a2], kd, k, p, tol, maxiter)
 
     f = one
     for _ in range(a.ndim - 2):
         f = jax.vmap(f)
     return f(a)
+
+
+@functools.lru_cache(maxsize=64)
+def _dense_operator(m: int, n: int, dtype) -> _Operator:
+    """One operator per (m, n, dtype) for arrays (the matrix is its const input,
+    so eager calls reuse the compiled solver instead of retracing it)."""
+    z = np.broadcast_to(np.zeros((), dtype), (m, n))  # a placeholder view, no memory
+    op = _Operator(lambda x: jnp.matmul(z, x, precision=_HIGHEST),
+                   lambda y: jnp.matmul(y, z, precision=_HIGHEST), m, n, dtype)
+    assert len(op.consts) == 2 and op.n_mv == 1
+    op.consts = None  # the placeholders are not data: callers pass [a, a]
+    return op
 
 
 def _looks_like_array(a) -> bool:
