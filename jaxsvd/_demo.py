@@ -141,7 +141,7 @@ def compute_case(a, h, order: int, *, full_hessian: bool = True, step=None):
     u, s, vt = jaxsvd.svd(a_j, full_matrices=False)
     out["s"] = np.asarray(s)
     out["s_ref"] = np.linalg.svd(a, compute_uv=False)
-    out["recon"] = np.asarray((u * s) @ vt)
+    out["recon"] = np.asarray((u * s[None, :]) @ vt)
     step("Jacobian")
     out["jac"] = np.asarray(jaxsvd.jacobian(a_j))
     out["jac_ref"] = np.asarray(jac_ref(a_j))

@@ -170,7 +170,7 @@ def _draw_matrix(key, ensemble: str, shape: tuple[int, int], dtype):
         big, small = max(m, n), min(m, n)
         q, r = jnp.linalg.qr(jax.random.normal(key, (big, small), dtype))
         d = jnp.diagonal(r)
-        q = q * jnp.where(d < 0, -1, 1).astype(dtype)
+        q = q * jnp.where(d < 0, -1, 1).astype(dtype)[None, :]
         return q if m >= n else mT(q)
     raise AssertionError(ensemble)  # pragma: no cover - checked before
 

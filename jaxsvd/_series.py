@@ -256,7 +256,8 @@ def svd_series(
         s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
         s_out.append(s_n if order == 1 else nan(s_n, keep_val))
     if rayleigh:
-        alphas[0] = betas[0] = embed if sel else jnp.eye(r, dtype=s.dtype)
+        eye0 = embed if sel else jnp.eye(r, dtype=s.dtype)  # (r, c), broadcast over the batch
+        alphas[0] = betas[0] = jnp.broadcast_to(eye0, s.shape[:-1] + eye0.shape)
         s_out += [nan(x, keep_val) for x in _rayleigh_values(
             s, us, vs, alphas, betas, av, nterms, k_vec, K)]
     if not vectors:
@@ -391,7 +392,8 @@ def branch_series(s, u, v, terms, m: int, n: int):
     # per-cluster shifts: blocks in descending order, spaced beyond their spread
     scale = jnp.sqrt(jnp.sum(t0 * t0, axis=(-2, -1)))[..., None] + s[..., :1]
     shift = scale * (3 * (jnp.max(ids, axis=-1, keepdims=True) - ids) + 2).astype(s.dtype)
-    m0 = t0 + shift[..., :, None] * jnp.eye(s.shape[-1], dtype=s.dtype)
+    r = s.shape[-1]
+    m0 = t0 + shift[..., :, None] * jnp.broadcast_to(jnp.eye(r, dtype=s.dtype), t0.shape)
     w, vec = jnp.linalg.eigh(m0, symmetrize_input=True)
     w, vec = w[..., ::-1], vec[..., ::-1]  # descending, as the engine expects
     weight = vec * vec  # each eigenvector lives in one block
@@ -402,8 +404,8 @@ def branch_series(s, u, v, terms, m: int, n: int):
     live = lax.stop_gradient(s) > degeneracy_tol(s, m, n)
     g1 = jnp.min(jnp.where(live, relative_gaps(s, m, n, across_clusters=True), jnp.inf), axis=-1)
     mu_, sc_ = lax.stop_gradient(mu0), lax.stop_gradient(s_c)
-    same = (jnp.abs(sc_[..., :, None] - sc_[..., None, :]) <= degeneracy_tol(s, m, n)[..., None]) & ~jnp.eye(
-        s.shape[-1], dtype=bool)
+    offdiag = jnp.broadcast_to(~jnp.eye(r, dtype=bool), t0.shape)
+    same = (jnp.abs(sc_[..., :, None] - sc_[..., None, :]) <= degeneracy_tol(s, m, n)[..., None]) & offdiag
     d2 = jnp.where(same, jnp.abs(mu_[..., :, None] - mu_[..., None, :]), jnp.inf)
     g2 = jnp.min(d2, axis=(-2, -1)) / lax.stop_gradient(scale[..., 0])
     return s_c, [mu0] + list(mus), g1, g2

@@ -93,7 +93,8 @@ def pair_structure(s, cols: tuple[int, ...], m: int, n: int, *, rtol=None) -> Pa
     idc = take_cols(ids, cols)
     apart = ids[..., :, None] != idc[..., None, :]
     nonzero = lax.stop_gradient(sc) > tol
-    offdiag = jnp.arange(s.shape[-1])[:, None] != jnp.asarray(cols)[None, :]
+    # (r, c) pattern, explicitly broadcast over the leading batch dimensions
+    offdiag = jnp.broadcast_to(jnp.arange(s.shape[-1])[:, None] != jnp.asarray(cols)[None, :], apart.shape)
     rot = ~apart & offdiag & nonzero[..., None, :]
     inv_diff = _safe_recip(s[..., :, None] - sc[..., None, :], apart)
     ssum = s[..., :, None] + sc[..., None, :]
@@ -122,7 +123,7 @@ def relative_gaps(s, m: int, n: int, *, across_clusters: bool = False):
     the sigma_j coincident with sigma_k (its cluster) are left out.
     """
     r = s.shape[-1]
-    same = jnp.eye(r, dtype=bool)
+    same = jnp.broadcast_to(jnp.eye(r, dtype=bool), s.shape + (r,))
     if across_clusters:
         ids = cluster_ids(s, m, n)
         same = ids[..., :, None] == ids[..., None, :]
