@@ -224,6 +224,7 @@ def _deflated_solver(op, consts, s, u, v, tol, maxiter, skip):
     zero right-hand side and a safe shift, so they cannot spoil the others
     (one CG couples the columns through its inner products)."""
     s = jnp.where(skip, 2 * s[..., :1] + 1, s)
+    s_row, skip_row = s[..., None, :], skip[..., None, :]  # explicit ranks (rank promotion "raise")
 
     def pu(x):
         return x - mm(u, mm(mT(u), x))
@@ -234,11 +235,11 @@ def _deflated_solver(op, consts, s, u, v, tol, maxiter, skip):
     def kmat(z):
         zu, zv = z
         pzu, pzv = pu(zu), pv(zv)
-        return (zu * s - pu(op.mv_block(consts, pzv)), zv * s - pv(op.rmv_block(consts, pzu)))
+        return (zu * s_row - pu(op.mv_block(consts, pzv)), zv * s_row - pv(op.rmv_block(consts, pzu)))
 
     def solve(r1, r2):
         # symmetric: the transpose solve is the solve (grad, jacrev, hessian)
-        r1, r2 = jnp.where(skip, 0.0, r1), jnp.where(skip, 0.0, r2)
+        r1, r2 = jnp.where(skip_row, 0.0, r1), jnp.where(skip_row, 0.0, r2)
         z = lax.custom_linear_solve(kmat, (pu(r1), pv(r2)), partial(_cg, tol=tol, maxiter=maxiter),
                                     symmetric=True)
         return pu(z[0]), pv(z[1])
