@@ -101,6 +101,7 @@ def svd_series(
     v_null=None,
     mask: bool = True,
     num_orders: Optional[int] = None,
+    ids=None,
 ) -> SVDSeries:
     """Taylor coefficients of the SVD of ``A_0 + sum_j terms[j-1] x^j``.
 
@@ -119,6 +120,10 @@ def svd_series(
         their products are skipped: a straight line A + x H needs one term).
       mask: NaN for coefficients that do not exist (public outputs).  Internal
         callers that need a smooth basis (gauge above) pass False.
+      ids: cluster ids (..., r) overriding :func:`_spectrum.cluster_ids` (sorted
+        runs; equal ids = one cluster).  The cluster equations hold for any
+        s_i, s_j, so merging near ties (or, for the polar factor, everything)
+        gives a valid block series without 1/(s_i - s_j); see jaxsvd/_ties.py.
 
     Returns:
       :class:`SVDSeries` with K coefficients each.
@@ -130,7 +135,7 @@ def svd_series(
     sel = cols != all_cols
     K = len(terms) if num_orders is None else int(num_orders)
     nterms = min(len(terms), K)  # A_j = 0 for j > len(terms): their products are skipped
-    ps = pair_structure(s, cols, m, n)
+    ps = pair_structure(s, cols, m, n, ids=ids)
     sc = s if not sel else take_cols(s, cols)
     uc0 = u0_cols if u0_cols is not None else (take_cols(u, cols) if sel else u)
     vc0 = v0_cols if v0_cols is not None else (take_cols(v, cols) if sel else v)
