@@ -34,12 +34,17 @@ def _mp(a):
     return mpmath.matrix([[mpmath.mpf(float(x)) for x in row] for row in np.asarray(a, np.float64)])
 
 
+def _dps():
+    # never lower the working precision of a caller (mpmath.diffs raises it)
+    return max(DPS, mpmath.mp.dps)
+
+
 def mp_newton_polar(a):
-    with mpmath.workdps(DPS):
+    with mpmath.workdps(_dps()):
         x = a if a.rows >= a.cols else a.T
-        for _ in range(100):
+        for _ in range(200):
             nxt = (x + x * (x.T * x) ** -1) / 2
-            done = mpmath.mnorm(nxt - x, 1) < mpmath.mpf(10) ** (-DPS + 5)
+            done = mpmath.mnorm(nxt - x, 1) < mpmath.mpf(10) ** (-mpmath.mp.dps + 5)
             x = nxt
             if done:
                 break
@@ -48,7 +53,7 @@ def mp_newton_polar(a):
 
 def mp_gmf(a, g, k=None, kind="gmf"):
     """U diag(g(s)) V^T (kind "gmf"), U_k diag(s_k) V_k^T ("truncate"), U_k U_k^T ("pu"), V_k V_k^T ("pv")."""
-    with mpmath.workdps(DPS):
+    with mpmath.workdps(_dps()):
         tall = a.rows >= a.cols
         x = a if tall else a.T
         u, s, vt = mpmath.svd_r(x, full_matrices=False)
