@@ -622,11 +622,11 @@ def generalized_matrix_function(g):
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxsvd
-      >>> F = jaxsvd.generalized_matrix_function(lambda s: s ** 3)
-      >>> a = jnp.eye(2)   # sigma_1 = sigma_2
+      >>> F = jaxsvd.generalized_matrix_function(lambda s: s ** 3)   # F(a) = a a^T a
+      >>> a = jnp.eye(2)   # sigma_1 = sigma_2: DF[H] = 2 H + H^T
       >>> jax.jvp(F, (a,), (jnp.array([[0.0, 1.0], [0.0, 0.0]]),))[1]
-      Array([[0., 1.],
-             [0., 0.]], dtype=float32)
+      Array([[0., 2.],
+             [1., 0.]], dtype=float32)
     """
     if not callable(g):
         raise TypeError(f"g must be callable, got {g!r}")
