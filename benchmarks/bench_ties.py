@@ -112,7 +112,7 @@ def _grads(routes, a, loss_of):
     out = {}
     for name, f in routes.items():
         try:
-            out[name] = np.asarray(jax.grad(lambda x: loss_of(f(x)))(jnp.asarray(a)))
+            out[name] = np.asarray(jax.grad(lambda x, f=f: loss_of(f(x)))(jnp.asarray(a)))
         except Exception as e:  # noqa: BLE001  (a route that cannot differentiate)
             out[name] = "error: " + type(e).__name__
     return out
@@ -179,7 +179,7 @@ def timing(sizes, repeats):
         row = {"size": f"{n}x{n}"}
         for name in ("jaxsvd.polar", "jnp.linalg.svd"):
             f = POLAR[name]
-            c, r, _ = compile_and_time(jax.value_and_grad(lambda x, f=f: jnp.sum(f(x) * t)), (a,), repeats)
+            c, r, _ = compile_and_time(jax.value_and_grad(lambda x, f=f, t=t: jnp.sum(f(x) * t)), (a,), repeats)
             row[name] = {"compile_s": c, "run_s": r}
         row["ratio jaxsvd/jnp"] = row["jaxsvd.polar"]["run_s"] / row["jnp.linalg.svd"]["run_s"]
         out.append(row)

@@ -76,6 +76,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _compat
+from ._nanmask import nan_unless
 from ._series import mm, mT, svd_series
 from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
 from ._svd import as_matrix
@@ -419,7 +420,14 @@ def _taylor(primals_in, series_in, *, spec):
     y0 = tie_p.bind(a, s, u, vt, spec=spec)
     m, n = a.shape[-2:]
     fs = _f_series(s, u, mT(vt), terms, spec, K)
-    return y0, [_nan_unless_ok(f, _exists(s, spec, m, n, j)) for j, f in enumerate(fs, start=1)]
+    # These coefficients are jnp code on the cached factorisation, whose tangents
+    # are not tracked: a derivative of them with respect to ``a`` (grad of jet)
+    # would silently miss the basis's motion.  Make it NaN instead (value 1,
+    # derivative NaN; the derivative in the terms A_1.. stays exact).
+    x = a - lax.stop_gradient(a)
+    marker = 1 + jnp.sum(nan_unless(x, jnp.zeros(x.shape, bool), face="reverse") - x, axis=(-2, -1))
+    return y0, [_nan_unless_ok(f, _exists(s, spec, m, n, j)) * marker[..., None, None]
+                for j, f in enumerate(fs, start=1)]
 
 
 # ---------------------------------------------------------------------------

@@ -407,3 +407,47 @@ def test_bad_input():
 
     with pytest.raises(TypeError, match="traced"):
         traced(a, 0.5)
+
+
+# ---------------------------------------------------------------------------
+# 6. more compositions, and the example
+# ---------------------------------------------------------------------------
+
+
+def test_reverse_over_reverse_and_forward_over_forward():
+    a = jnp.asarray(MATS["rotation3"])
+    w = jnp.asarray(_dir(a.shape, 23))
+
+    def f(x):
+        return jnp.sum(polar_u(x) * w) + jnp.sum(jaxsvd.projectors(x + jnp.diag(jnp.array([1.0, 0, 0])), 1)[1] * w)
+
+    h = jax.hessian(f)(a)
+    assert bool(jnp.all(jnp.isfinite(h)))
+    assert max_rel_err(jax.jacrev(jax.jacrev(f))(a), h) < 1e-13
+    assert max_rel_err(jax.jacfwd(jax.jacfwd(f))(a), h) < 1e-13
+
+
+def test_grad_of_jet_is_nan_not_wrong():
+    # jet's coefficients are not differentiable in the matrix (documented): NaN, never a wrong number;
+    # in the direction they are (exactly: a polynomial in h)
+    a = jnp.asarray(MATS["generic_tall"])
+    h = jnp.asarray(_dir(a.shape, 24))
+
+    def coef2(x, hh):
+        return jnp.sum(jet.jet(polar_u, (x,), ([hh, jnp.zeros_like(hh)],))[1][1])
+
+    assert bool(jnp.all(jnp.isnan(jax.grad(coef2)(a, h))))
+    gh = jax.grad(coef2, argnums=1)(a, h)
+    ref = jax.grad(lambda hh: jnp.sum(jax.jvp(lambda x: jax.jvp(R.newton_polar, (x,), (hh,))[1], (a,), (hh,))[1]))(h)
+    assert max_rel_err(gh, ref) < 1e-12
+
+
+def test_procrustes_example_runs():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "procrustes.py")
+    spec = importlib.util.spec_from_file_location("procrustes_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--steps", "60"]) == 0
