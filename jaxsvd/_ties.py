@@ -410,23 +410,46 @@ def _transpose(ct, a, s, u, vt, *hs, spec):
 
 
 def _taylor(primals_in, series_in, *, spec):
+    # p = 0: the series of F itself.  p >= 1: the series of x -> D^p F(A(x))[h_1(x), ..]
+    # = the coefficient of l_1 .. l_p in F(A(x) + sum_i l_i h_i(x)); with l_i = x mu_i
+    # that is a single path with terms B_k = A_k + sum_i mu_i h_(i,k-1), and order n
+    # of the derivative is the mu_1 .. mu_p-multilinear part of order n + p.
     a, s, u, vt, *hs = primals_in
-    if hs:
-        raise NotImplementedError(
-            "jet of a derivative of polar / generalized_matrix_function / truncate / projectors "
-            "is not supported; take jet of the function itself (or nest jax.jvp)")
-    terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in series_in[0]]
-    K = len(terms)
-    y0 = tie_p.bind(a, s, u, vt, spec=spec)
+    sa, _, _, _, *shs = series_in
+    terms = [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sa]
+    K, p = len(terms), len(hs)
     m, n = a.shape[-2:]
-    fs = _f_series(s, u, mT(vt), terms, spec, K)
+    v = mT(vt)
+    y0 = tie_p.bind(a, s, u, vt, *hs, spec=spec)
+    if p == 0:
+        fs = _f_series(s, u, v, terms, spec, K)
+    else:
+        hser = [[h] + [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sh]
+                for h, sh in zip(hs, shs, strict=True)]
+        L = K + p
+
+        def coefs(mu):
+            path = []
+            for k in range(1, L + 1):
+                b = terms[k - 1] if k <= K else jnp.zeros_like(a)
+                for i in range(p):
+                    if k - 1 <= K:
+                        b = b + mu[i] * hser[i][k - 1]
+                path.append(b)
+            return _f_series(s, u, v, path, spec, L)[p:]
+
+        fn = coefs
+        for i in range(p):
+            e = jnp.zeros((p,), a.dtype).at[i].set(1.0)
+            fn = (lambda f, d: (lambda x: jax.jvp(f, (x,), (d,))[1]))(fn, e)
+        fs = fn(jnp.zeros((p,), a.dtype))
     # These coefficients are jnp code on the cached factorisation, whose tangents
     # are not tracked: a derivative of them with respect to ``a`` (grad of jet)
     # would silently miss the basis's motion.  Make it NaN instead (value 1,
     # derivative NaN; the derivative in the terms A_1.. stays exact).
     x = a - lax.stop_gradient(a)
     marker = 1 + jnp.sum(nan_unless(x, jnp.zeros(x.shape, bool), face="reverse") - x, axis=(-2, -1))
-    return y0, [_nan_unless_ok(f, _exists(s, spec, m, n, j)) * marker[..., None, None]
+    return y0, [_nan_unless_ok(f, _exists(s, spec, m, n, j + p)) * marker[..., None, None]
                 for j, f in enumerate(fs, start=1)]
 
 

@@ -451,3 +451,26 @@ def test_procrustes_example_runs():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.main(["--steps", "60"]) == 0
+
+
+@pytest.mark.parametrize("name", ["rotation3", "near_1e-10"])
+def test_jet_of_grad_and_vmap_of_jet(name):
+    from tests.helpers import nested_jvp_derivatives
+
+    a = jnp.asarray(MATS[name])
+    h, w = jnp.asarray(_dir(a.shape, 25)), jnp.asarray(_dir(a.shape, 26))
+    g = jax.grad(lambda x: jnp.sum(polar_u(x) * w))
+    y0, ys = jet.jet(g, (a,), ([h, jnp.zeros_like(h), jnp.zeros_like(h)],))
+    ref = nested_jvp_derivatives(jax.grad(lambda x: jnp.sum(R.newton_polar(x, 25) * w)), a, [h], 3)
+    for y, r in zip([y0] + list(ys), ref, strict=True):
+        assert max_rel_err(y, r) < 1e-11
+    # vmap of jet over a batch (tie and generic)
+    batch = jnp.stack([a, jnp.asarray(_dir(a.shape, 27))])
+    hb = jnp.stack([h, h])
+
+    def jet2(x, d):
+        return jet.jet(polar_u, (x,), ([d, jnp.zeros_like(d)],))[1][1]
+
+    out = jax.vmap(jet2)(batch, hb)
+    for i in range(2):
+        assert max_rel_err(out[i], jet2(batch[i], hb[i])) < 1e-14
