@@ -36,12 +36,13 @@ are ours to choose -- the point of this module:
     ``P_U = G A^T``, ``P_V = A^T G``): two clusters split at the cut, where
     ``g(S)`` is ``S_top`` or the inverse series of ``S_top`` -- exact;
   * a general g: near ties merged (relative gap <= ``_spectrum.tie_merge_rtol``,
-    eps**(1/5)); inside a cluster ``g(S(x)) = sum_j g^(j)(c)/j! (S(x) - c)^j``
+    eps**(1/9)); inside a cluster ``g(S(x)) = sum_j g^(j)(c)/j! (S(x) - c)^j``
     about the cluster's mean c, NEAR_EXTRA terms beyond the order (the
     divided differences (g_i - g_j)/(s_i - s_j) through their Taylor
-    expansion, error ~ gap**(NEAR_EXTRA + 1)); different clusters meet through
+    expansion, error ~ (gap/2)**(NEAR_EXTRA + 1)); different clusters meet through
     the engine's 1/(s_i - s_j), >= the merge gap.  Where g is not smooth between
-    two near values the cluster is split (direct quotient).
+    two near values -- its expansion does not reproduce g(s_i) - g(s_j) to
+    rounding -- the cluster is split there (direct quotient).
 
 Zero singular values: the engine's non-zero columns are exact, and the rest
 of A is ``Z(x) = A(x) - U_nz(x) S_nz(x) V_nz(x)^T = O(x)``, on which F acts as
@@ -82,7 +83,7 @@ from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
 from ._svd import as_matrix
 
 #: Taylor terms of g beyond the order inside a merged near-tie cluster
-NEAR_EXTRA = 5
+NEAR_EXTRA = 8
 #: one-sided probes for kinks of g at s (1 -+ _SIDE_ULPS eps)
 _SIDE_ULPS = 16
 
@@ -154,18 +155,27 @@ class _Spec:
 
 
 def _kinked_between(s, spec):
-    """(..., r-1): g is not smooth between s_i and s_(i+1) (its Taylor series
-    about their midpoint does not reproduce g(s_i) - g(s_(i+1)))."""
+    """(..., r-1): g is not smooth between s_i and s_(i+1): its Taylor series
+    about their midpoint, or about either of them, does not reproduce
+    g(s_i) - g(s_(i+1)) to rounding (a midpoint on a kink alone would: its
+    one-sided average slope)."""
     eps = float(jnp.finfo(s.dtype).eps)
     mid = 0.5 * (s[..., :-1] + s[..., 1:])
-    d = spec.taylor(jnp.concatenate([mid, s[..., -1:]], axis=-1), NEAR_EXTRA)
+    dm = spec.taylor(jnp.concatenate([mid, s[..., -1:]], axis=-1), NEAR_EXTRA)
+    ds = spec.taylor(s, NEAR_EXTRA)
     lo, hi = s[..., :-1] - mid, s[..., 1:] - mid
-    series = sum(d[j][..., :-1] * (lo ** j - hi ** j) for j in range(1, NEAR_EXTRA + 1))
+    step = s[..., 1:] - s[..., :-1]
+    js = range(1, NEAR_EXTRA + 1)
     gv = spec.values(s)
     gmax = jnp.max(jnp.abs(gv), axis=-1, keepdims=True)
     direct = gv[..., :-1] - gv[..., 1:]
-    scale = jnp.abs(gv[..., :-1]) + jnp.abs(gv[..., 1:]) + eps * gmax
-    return ~(jnp.abs(direct - series) <= math.sqrt(eps) * scale)
+    # to rounding: the expansion is what the derivatives use inside a cluster
+    tol = 64 * eps * (jnp.abs(gv[..., :-1]) + jnp.abs(gv[..., 1:]) + gmax / 64)
+    about_mid = sum(dm[j][..., :-1] * (lo ** j - hi ** j) for j in js)
+    from_left = -sum(ds[j][..., :-1] * step ** j for j in js)
+    from_right = sum(ds[j][..., 1:] * (-step) ** j for j in js)
+    ok = [jnp.abs(direct - x) <= tol for x in (about_mid, from_left, from_right)]
+    return ~(ok[0] & ok[1] & ok[2])
 
 
 def _structure(s, spec, m: int, n: int):
@@ -634,7 +644,7 @@ def generalized_matrix_function(g):
               + \text{null-space parts with } g(s_j)/s_j,
 
     with ``g'(s_i)`` on the diagonal.  Computed from the series engine with
-    near ties (relative gap <= ``eps**(1/5)``) in one cluster, where the divided
+    near ties (relative gap <= ``eps**(1/9)``) in one cluster, where the divided
     differences become a Taylor expansion of g -- so ``jvp``, ``grad``,
     ``hessian`` and ``jet`` are exact at exact and near ties.
 

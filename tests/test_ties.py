@@ -474,3 +474,19 @@ def test_jet_of_grad_and_vmap_of_jet(name):
     out = jax.vmap(jet2)(batch, hb)
     for i in range(2):
         assert max_rel_err(out[i], jet2(batch[i], hb[i])) < 1e-14
+
+
+@pytest.mark.parametrize("gap", [3e-2, 2e-2, 1.5e-2, 1e-3])
+def test_gmf_around_the_merge_gap(gap):
+    # just above eps**(1/9) the divided differences are direct, below it the expansion
+    a = np.asarray(with_singular_values(3, 3, [2.0, 1.0 + gap, 1.0], seed=9))
+    F, mp_g = GMF["exp"]
+    _check_against_mp(F, lambda x: R.mp_gmf(x, mp_g), a)
+
+
+def test_gmf_threshold_between_near_values():
+    # thresholding at tau inside a near pair: g is not smooth between them, so the
+    # pair is not merged (the expansion would be wrong); g is smooth at each sigma
+    a = np.asarray(with_singular_values(3, 3, [2.0, 1.0 + 1e-3, 1.0 - 1e-3], seed=10))
+    F = jaxsvd.generalized_matrix_function(lambda s: jnp.maximum(s - 1.0, 0.0))
+    _check_against_mp(F, lambda x: R.mp_gmf(x, lambda s: max(s - 1, 0)), a, second=False)
