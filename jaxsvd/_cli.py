@@ -7,6 +7,11 @@ and ``mc`` (Monte Carlo, when available).  Only jaxsvd's public functions are
 used for the results; the references are JAX's own rules through
 ``jnp.linalg.svd``, numpy's LAPACK SVD and finite differences.
 
+A thin layer: parse, read the input files, call the public functions or the
+demo's computation (``jaxsvd/_demo.py``), print, set the exit status.  The
+progress bar is ``jaxsvd/_progress.py`` (shared with Monte Carlo); the ``mc``
+subcommand is ``jaxsvd/_mc_cli.py``.
+
 Errors in the input (a bad file, shape or option) end with one line on stderr
 and exit status 2; a failed check ends with exit status 1.
 """
@@ -21,10 +26,13 @@ import os
 import subprocess
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from . import _demo
+from ._demo import DEMO_SEED, DEMO_SHAPE
+from ._progress import progress_bar
 
 try:  # the Monte Carlo subcommand lives with the montecarlo module
     from . import _mc_cli
@@ -32,8 +40,6 @@ except ImportError:  # pragma: no cover - depends on the checkout
     _mc_cli = None
 
 PROG = "jaxsvd"
-DEMO_SHAPE = (6, 10)
-DEMO_SEED = 1  # the seed paper's section 7 ("random seed 1", 6 x 10)
 
 
 class CLIError(Exception):
@@ -50,18 +56,49 @@ class _Parser(argparse.ArgumentParser):
 # ---------------------------------------------------------------------------
 
 
-def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndarray:
-    """Read a real 2-D matrix from .npy, .npz (one named array) or .csv -- never with pickle."""
+# Every command reads its matrices here: .npy, .npz (one named array) and .csv
+# as dense numpy arrays, never with pickle; load_operator also takes a scipy
+# sparse .npz (scipy.sparse.save_npz, read back with scipy.sparse.load_npz,
+# which does not unpickle either) as a jax.experimental.sparse.BCOO matrix,
+# for the matrix-free commands.  A bad file is a CLIError: one line, exit 2.
+
+_SPARSE_KEYS = frozenset({"format", "shape", "data"})  # what scipy.sparse.save_npz always writes
+
+
+def _existing(path, what: str) -> Path:
     p = Path(path)
     if not p.is_file():
         raise CLIError(f"{what} file {str(p)!r} does not exist")
+    return p
+
+
+def _is_scipy_sparse(z) -> bool:
+    """Whether an open .npz was written by scipy.sparse.save_npz (its keys and a 0-d format name)."""
+    if not _SPARSE_KEYS <= set(z.files):
+        return False
+    try:
+        fmt = z["format"]
+    except ValueError:  # an object array: not scipy's, and not to be unpickled
+        return False
+    return fmt.ndim == 0 and fmt.dtype.kind in "SU"
+
+
+def _read(p: Path, array: str | None, what: str, sparse: bool):
+    """The raw contents of a matrix file: an ndarray, or (``sparse``) a scipy sparse matrix."""
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":
-            x = np.load(p, allow_pickle=False)
-        elif suffix == ".npz":
+            return np.load(p, allow_pickle=False)
+        if suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 names = list(z.files)
+                if array is None and _is_scipy_sparse(z):
+                    if not sparse:
+                        raise CLIError(
+                            f"{what} file {p.name} is a scipy sparse matrix; "
+                            "this command needs a dense one (.npy, .npz or .csv)"
+                        )
+                    return _read_scipy_sparse(p, what)
                 if array is not None:
                     if array not in names:
                         raise CLIError(
@@ -77,13 +114,10 @@ def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndar
                         f"{what} file {p.name} holds several arrays ({', '.join(names)}): "
                         "choose one with --array NAME"
                     )
-                x = z[name]
-        elif suffix == ".csv":
-            x = np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
-        else:
-            raise CLIError(
-                f"{what} file {p.name}: unknown format {suffix or '(none)'!r}; use .npy, .npz or .csv"
-            )
+                return z[name]
+        if suffix == ".csv":
+            return np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
+        raise CLIError(f"{what} file {p.name}: unknown format {suffix or '(none)'!r}; use .npy, .npz or .csv")
     except CLIError:
         raise
     except ValueError as e:  # pickled objects, unparsable csv, corrupt files
@@ -92,17 +126,65 @@ def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndar
         raise CLIError(f"cannot read {what} file {p.name}: {e}") from None
     except Exception as e:  # noqa: BLE001 - zipfile.BadZipFile and friends
         raise CLIError(f"cannot read {what} file {p.name}: {type(e).__name__}: {e}") from None
-    x = np.asarray(x)
+
+
+def _read_scipy_sparse(p: Path, what: str):
+    try:
+        import scipy.sparse
+    except ImportError:
+        raise CLIError(
+            f"{what} file {p.name} is a scipy sparse matrix; reading it needs scipy: pip install scipy"
+        ) from None
+    x = scipy.sparse.load_npz(p)  # np.load(allow_pickle=False) inside
+    if hasattr(x, "check_format"):  # csr, csc, bsr: indptr / indices consistent and in range
+        x.check_format()  # full_check=True by default
+    return x
+
+
+def _check_real_2d(x, p: Path, what: str):
     if x.dtype.kind not in "fiub":
         raise CLIError(f"{what} in {p.name} must be real numbers; got dtype {x.dtype}")
-    if x.ndim != 2:
-        raise CLIError(f"{what} in {p.name} must be 2-D (m, n); got shape {x.shape}")
+    if len(x.shape) != 2:
+        raise CLIError(f"{what} in {p.name} must be 2-D (m, n); got shape {tuple(x.shape)}")
     if 0 in x.shape:
-        raise CLIError(f"{what} in {p.name} is empty; got shape {x.shape}")
+        raise CLIError(f"{what} in {p.name} is empty; got shape {tuple(x.shape)}")
+
+
+def _dense(x, p: Path, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    _check_real_2d(x, p, what)
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise CLIError(f"{what} in {p.name} contains NaN or infinity")
     return x
+
+
+def load_matrix(path, array: str | None = None, what: str = "matrix") -> np.ndarray:
+    """Read a real 2-D matrix from .npy, .npz (one named array) or .csv -- never with pickle."""
+    p = _existing(path, what)
+    return _dense(_read(p, array, what, sparse=False), p, what)
+
+
+def load_operator(path, array: str | None = None, what: str = "matrix"):
+    """A real 2-D matrix from a file: a numpy array, or a BCOO matrix for a scipy sparse .npz.
+
+    Dense files (.npy, .npz with one array or ``array``, .csv) as in
+    :func:`load_matrix`.  An .npz written by ``scipy.sparse.save_npz`` (any
+    format: csr, csc, coo, bsr, dia) is read with ``scipy.sparse.load_npz``
+    (never with pickle; scipy is needed only then) and returned as a float64
+    ``jax.experimental.sparse.BCOO`` of the same shape, without a dense copy.
+    """
+    p = _existing(path, what)
+    x = _read(p, array, what, sparse=True)
+    if isinstance(x, np.ndarray):
+        return _dense(x, p, what)
+    _check_real_2d(x, p, what)
+    x = x.tocoo().astype(np.float64)
+    if not np.all(np.isfinite(x.data)):
+        raise CLIError(f"{what} in {p.name} contains NaN or infinity")
+    from ._compat import bcoo_from_scipy
+
+    return bcoo_from_scipy(x)
 
 
 # ---------------------------------------------------------------------------
@@ -120,34 +202,10 @@ def _jsonable(x):
 
 
 @contextlib.contextmanager
-def _progress(description: str, total: int, enabled: bool = True):
-    """A rich progress bar on stderr (a no-op without rich or when disabled)."""
-    bar = None
-    if enabled:
-        try:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-        except ImportError:
-            bar = None
-        else:
-            bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-    if bar is None:
-        yield lambda desc=None: None
-        return
-    with bar:
-        task = bar.add_task(description, total=total)
-
-        def step(desc=None):
-            bar.update(task, advance=1, **({"description": desc} if desc else {}))
-
-        yield step
+def _bar(description: str, total: int, args):
+    """The progress bar on stderr (not with --quiet), as ``step(next_stage_name=None)``."""
+    with progress_bar(total, description, enabled=not args.quiet, transient=True) as bar:
+        yield lambda desc=None: bar.advance(1, desc)
 
 
 def _print_table(title, columns, rows, file=None):
@@ -184,163 +242,12 @@ def _fmt(x):
 
 
 # ---------------------------------------------------------------------------
-# references (independent of jaxsvd) and the checks
+# the checks as a table or JSON
 # ---------------------------------------------------------------------------
-
-
-def _rel_err(x, ref) -> float:
-    """max |x - ref| / max |ref|; NaN in the same places counts as agreement."""
-    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
-    nx, nr = np.isnan(x), np.isnan(ref)
-    if np.any(nx != nr):
-        return math.inf
-    if np.all(nr):
-        return 0.0
-    x, ref = x[~nr], ref[~nr]
-    return float(np.max(np.abs(x - ref)) / max(float(np.max(np.abs(ref))), 1e-300))
-
-
-def _references():
-    """jit-compiled references through jnp.linalg.svd (JAX's own rules)."""
-    import jax
-    import jax.numpy as jnp
-
-    @partial(jax.jit, static_argnums=2)
-    def nested_jvp(a, h, order):
-        f = lambda t: jnp.linalg.svdvals(a + t * h)  # noqa: E731
-        fns = [f]
-        for _ in range(order):
-            fns.append(lambda t, g=fns[-1]: jax.jvp(g, (t,), (jnp.ones((), a.dtype),))[1])
-        t0 = jnp.zeros((), a.dtype)
-        return jnp.stack([g(t0) for g in fns])
-
-    jac = jax.jit(jax.jacfwd(jnp.linalg.svdvals))
-    hess = jax.jit(jax.hessian(jnp.linalg.svdvals))
-
-    @jax.jit
-    def hvp(a, h):
-        return jax.jvp(jax.jacrev(jnp.linalg.svdvals), (a,), (h,))[1]
-
-    return nested_jvp, jac, hess, hvp
-
-
-_REFS = None
-
-
-def _refs():
-    global _REFS
-    if _REFS is None:
-        _REFS = _references()
-    return _REFS
-
-
-def _fd_derivatives(a, h, order: int):
-    """Central finite differences of t -> svdvals(a + t h) (numpy LAPACK), orders 1..min(order, 2)."""
-    sv = lambda t: np.linalg.svd(a + t * h, compute_uv=False)  # noqa: E731
-    t = 1e-3 * max(np.linalg.norm(a, 2), 1e-300) / max(np.linalg.norm(h, 2), 1e-300)
-    out = {}
-    f = {j: sv(j * t) for j in (-2, -1, 0, 1, 2)}
-    out[1] = (f[-2] - 8 * f[-1] + 8 * f[1] - f[2]) / (12 * t)
-    if order >= 2:
-        out[2] = (-f[-2] + 16 * f[-1] - 30 * f[0] + 16 * f[1] - f[2]) / (12 * t * t)
-    return out
-
-
-def _taylor_tol(j: int) -> float:
-    return 1e-9 if j <= 4 else 1e-7
-
-
-def compute_case(a, h, order: int, *, full_hessian: bool = True, step=lambda desc=None: None):
-    """Everything the demo / check / figures need for one matrix, as numpy arrays."""
-    import jax
-    import jax.numpy as jnp
-
-    import jaxsvd
-
-    nested_jvp, jac_ref, hess_ref, hvp_ref = _refs()
-    a_j, h_j = jnp.asarray(a, jnp.float64), jnp.asarray(h, jnp.float64)
-    m, n = a.shape
-    r = min(m, n)
-    out = {"a": a, "h": h}
-    u, s, vt = jaxsvd.svd(a_j, full_matrices=False)
-    out["s"] = np.asarray(s)
-    out["s_ref"] = np.linalg.svd(a, compute_uv=False)
-    out["recon"] = np.asarray((u * s) @ vt)
-    step("Jacobian")
-    out["jac"] = np.asarray(jaxsvd.jacobian(a_j))
-    out["jac_ref"] = np.asarray(jac_ref(a_j))
-    ks = list(range(r)) if full_hessian else sorted({0, r // 2, r - 1})
-    step("Hessian (closed form)")
-    if full_hessian:
-        all_h = jax.jit(lambda x: jnp.stack([jaxsvd.hessian(x, k) for k in ks]))
-        out["hess"] = np.asarray(all_h(a_j))
-        out["hess_vec0"] = np.asarray(jaxsvd.hessian(a_j, 0, layout="vec"))
-        step("Hessian (autodiff through jnp.linalg.svd)")
-        out["hess_ref"] = np.asarray(hess_ref(a_j))
-    else:
-        step("Hessian (autodiff through jnp.linalg.svd)")
-    out["hvp_ks"] = ks
-    out["hvp"] = np.stack([np.asarray(jaxsvd.hvp(a_j, k, h_j)) for k in ks])
-    ref_hvp = np.asarray(hvp_ref(a_j, h_j))
-    out["hvp_ref"] = ref_hvp[ks]
-    step("Taylor coefficients (jaxsvd.derivatives)")
-    out["taylor"] = np.asarray(jax.jit(jaxsvd.derivatives, static_argnums=2)(a_j, h_j, order))
-    step(f"nested jvp through jnp.linalg.svd, order {order}")
-    out["taylor_ref"] = np.asarray(nested_jvp(a_j, h_j, order))
-    out["taylor_fd"] = _fd_derivatives(a, h, order)
-    return out
-
-
-def case_rows(name: str, c: dict, order: int):
-    """Rows (check, matrix, reference, rel. error, tolerance, ok) for one case."""
-    rows = []
-
-    def add(check, ref, err, tol):
-        rows.append([check, name, ref, err, tol, bool(err <= tol)])
-
-    add("singular values", "numpy.linalg.svd (LAPACK)", _rel_err(c["s"], c["s_ref"]), 1e-12)
-    add("U S V^T = A", "the matrix", _rel_err(c["recon"], c["a"]), 1e-12)
-    add("Jacobian (all k)", "jnp.linalg.svd: jacfwd", _rel_err(c["jac"], c["jac_ref"]), 1e-10)
-    if "hess" in c:
-        ks = c["hvp_ks"]
-        add(
-            f"Hessian (k = {ks[0]}..{ks[-1]})",
-            "jnp.linalg.svd: hessian",
-            _rel_err(c["hess"], c["hess_ref"][ks]),
-            1e-10,
-        )
-        m, n = c["a"].shape
-        vec_ref = c["hess_ref"][0].transpose(1, 0, 3, 2).reshape(m * n, m * n)
-        add(
-            "Hessian, vec layout (k = 0)",
-            "jnp.linalg.svd: hessian, vec",
-            _rel_err(c["hess_vec0"], vec_ref),
-            1e-10,
-        )
-    add("HVP", "jnp.linalg.svd: jvp of jacrev", _rel_err(c["hvp"], c["hvp_ref"]), 1e-10)
-    for j in range(1, order + 1):
-        add(
-            f"Taylor order {j}",
-            "jnp.linalg.svd: nested jvp",
-            _rel_err(c["taylor"][j], c["taylor_ref"][j]),
-            _taylor_tol(j),
-        )
-    for j, fd in c["taylor_fd"].items():
-        add(f"Taylor order {j}", "finite differences (numpy)", _rel_err(c["taylor"][j], fd), 1e-6)
-    return rows
 
 
 def _format_rows(rows):
     return [[r[0], r[1], r[2], _fmt(r[3]), f"{r[4]:.0e}", "ok" if r[5] else "FAIL"] for r in rows]
-
-
-def paper_cases(seed: int = DEMO_SEED, shape=DEMO_SHAPE):
-    """The seed paper's section 7 setup: N(0,1) and U(0,1) matrices, one Gaussian direction."""
-    rng = np.random.default_rng(seed)
-    a_n = rng.standard_normal(shape)
-    h = rng.standard_normal(shape)
-    a_u = rng.uniform(0.0, 1.0, shape)
-    return [("N(0,1)", a_n, h), ("U(0,1)", a_u, h)]
 
 
 def _rows_json(rows):
@@ -357,26 +264,6 @@ def _rows_json(rows):
     ]
 
 
-def _paper_formula_rows(cases, order):
-    from ._paper import chain_coefficients
-
-    rows = []
-    for name, c in cases:
-        true = c["taylor"][:, 1] / np.array([math.factorial(j) for j in range(order + 1)])
-        chain = chain_coefficients(c["a"], 1, [c["h"]], order)
-        for j in range(1, order + 1):
-            rows.append(
-                [
-                    name,
-                    str(j),
-                    f"{true[j]:+.5g}",
-                    f"{chain[j]:+.5g}",
-                    "agrees" if abs(chain[j] - true[j]) <= 1e-9 * max(abs(true[j]), 1.0) else "differs",
-                ]
-            )
-    return rows
-
-
 # ---------------------------------------------------------------------------
 # subcommands
 # ---------------------------------------------------------------------------
@@ -390,25 +277,25 @@ def _have_matplotlib() -> bool:
 
 def _cmd_demo(args) -> int:
     order = args.order
-    cases = paper_cases(args.seed)
+    cases = _demo.paper_cases(args.seed)
     computed = []
     if not args.no_figures and not _have_matplotlib():
         print("jaxsvd demo: figures skipped (matplotlib is not installed: pip install 'jaxsvd[plot]')",
               file=sys.stderr)
         args.no_figures = True
-    nsteps = len(cases) * 6 + (0 if args.no_figures else 1)
+    nsteps = len(cases) * (_demo.CASE_STEPS + 1) + (0 if args.no_figures else 1)
     t0 = time.perf_counter()
-    with _progress("demo", nsteps, enabled=not args.quiet) as step:
+    with _bar("demo", nsteps, args) as step:
         for name, a, h in cases:
             step(f"{name}: SVD")
-            computed.append((name, compute_case(a, h, order, step=step)))
+            computed.append((name, _demo.compute_case(a, h, order, step=step)))
         paths = []
         if not args.no_figures:
             step("figures")
-            paths = _write_figures(Path(args.out), computed, order)
-    rows = [r for name, c in computed for r in case_rows(name, c, order)]
+            paths = _write_figures(args.out, computed, order)
+    rows = [r for name, c in computed for r in _demo.case_rows(name, c, order)]
     ok = all(r[5] for r in rows)
-    paper_rows = _paper_formula_rows(computed, order)
+    paper_rows = _demo.paper_formula_rows(computed, order)
     if args.json:
         print(
             json.dumps(
@@ -445,47 +332,23 @@ def _cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
-def _write_figures(out: Path, computed, order):
-    from . import _plots
-    from ._paper import chain_coefficients
-
+def _write_figures(out, computed, order):
+    out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CLIError(f"cannot create output folder {str(out)!r}: {e}") from None
-    paths = [
-        _plots.jacobian_figure(out / "jacobian.png", [(n, c["jac"], c["jac_ref"]) for n, c in computed]),
-        _plots.hessian_figure(
-            out / "hessian.png", [(n, c["hess_vec0"], c["hess_ref"][0]) for n, c in computed], k=0
-        ),
-    ]
-    name, c = computed[0]
-    paths.append(
-        _plots.taylor_error_figure(
-            out / "taylor_error.png",
-            c["a"],
-            c["h"],
-            c["taylor"],
-            k=0,
-            title=f"(A ~ {name}, {c['a'].shape[0]}x{c['a'].shape[1]})",
-        )
-    )
-    series = []
-    for name, c in computed:
-        true = c["taylor"][:, 1] / np.array([math.factorial(j) for j in range(order + 1)])
-        series.append((name, true, chain_coefficients(c["a"], 1, [c["h"]], order)))
-    paths.append(_plots.paper_series_figure(out / "paper_series.png", series, k=1))
-    return paths
+    return _demo.write_figures(out, computed, order)
 
 
 def _cmd_figures(args) -> int:
     if not _have_matplotlib():
         raise CLIError("figures need matplotlib: pip install 'jaxsvd[plot]'")
-    cases = paper_cases(args.seed)
-    with _progress("figures", len(cases) * 6 + 1, enabled=not args.quiet) as step:
-        computed = [(name, compute_case(a, h, args.order, step=step)) for name, a, h in cases]
+    cases = _demo.paper_cases(args.seed)
+    with _bar("figures", len(cases) * _demo.CASE_STEPS + 1, args) as step:
+        computed = [(name, _demo.compute_case(a, h, args.order, step=step)) for name, a, h in cases]
         step("figures")
-        paths = _write_figures(Path(args.out), computed, args.order)
+        paths = _write_figures(args.out, computed, args.order)
     for p in paths:
         print(p)
     return 0
@@ -505,11 +368,12 @@ def _cmd_check(args) -> int:
         for i in range(args.count):
             mats.append((f"random #{i} {m}x{n}", rng.standard_normal((m, n))))
     rows = []
-    with _progress("check", len(mats) * 6, enabled=not args.quiet) as step:
+    with _bar("check", len(mats) * _demo.CASE_STEPS, args) as step:
         for name, a in mats:
             h = rng.standard_normal(a.shape)
             full = a.size <= args.max_hessian_size
-            rows += case_rows(name, compute_case(a, h, args.order, full_hessian=full, step=step), args.order)
+            c = _demo.compute_case(a, h, args.order, full_hessian=full, step=step)
+            rows += _demo.case_rows(name, c, args.order)
     ok = all(r[5] for r in rows)
     if args.json:
         print(json.dumps({"ok": ok, "checks": _rows_json(rows)}, indent=2))
@@ -544,6 +408,38 @@ def _cmd_taylor(args) -> int:
         ["j"] + cols,
         [[str(j)] + [f"{v:+.6e}" for v in row] for j, row in enumerate(d)],
     )
+    return 0
+
+
+def _cmd_svds(args) -> int:
+    import jax
+    import jax.numpy as jnp
+
+    from ._svds import svds_with_info
+
+    a = load_operator(args.matrix, args.array)
+    m, n = a.shape
+    if not 1 <= args.k <= min(m, n):
+        raise CLIError(f"--k {args.k} is out of range for a {m} x {n} matrix (1 <= K <= {min(m, n)})")
+    if isinstance(a, np.ndarray):
+        a = jnp.asarray(a)
+    (u, s, vh), info = svds_with_info(a, args.k, tol=args.tol, maxiter=args.maxiter,
+                                      key=jax.random.key(args.seed))
+    s, res = np.asarray(s), np.asarray(info.residual)
+    steps = int(info.steps)
+    if args.json:
+        print(json.dumps({"shape": [m, n], "k": args.k, "sparse": not isinstance(a, jax.Array),
+                          "singular_values": _jsonable(s), "residuals": _jsonable(res),
+                          "krylov_steps": steps, "converged": bool(np.all(np.isfinite(s)))}))
+    else:
+        _print_table(
+            f"{args.k} largest singular values of the {m} x {n} matrix ({steps} Krylov steps)",
+            ["i", "sigma_i", "residual |A^T u - s v| / s_1"],
+            [[str(i + 1), f"{v:.10e}", f"{r:.2e}"] for i, (v, r) in enumerate(zip(s, res, strict=True))],
+        )
+    if not np.all(np.isfinite(s)):
+        print(f"{PROG} svds: not converged within --maxiter (NaN); raise --maxiter or --tol", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -697,6 +593,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--array", help="array name inside .npz files")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_hessian)
+
+    p = sub.add_parser("svds", help="the K largest singular triplets, matrix-free (dense or scipy-sparse files)")
+    p.add_argument("--matrix", required=True, metavar="A",
+                   help="matrix file (.npy, .npz, .csv, or a scipy.sparse.save_npz .npz)")
+    p.add_argument("--k", required=True, type=_positive_int, metavar="K")
+    p.add_argument("--tol", type=float, default=None, help="residual tolerance relative to sigma_1")
+    p.add_argument("--maxiter", type=_positive_int, default=None, help="most Krylov steps")
+    p.add_argument("--seed", type=int, default=0, help="start-vector seed")
+    p.add_argument("--array", help="array name inside dense .npz files")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_svds)
 
     p = sub.add_parser("bench", help="run the benchmarks (quick by default; from a source checkout)")
     p.add_argument("--full", action="store_true", help="the full sizes, not --quick")

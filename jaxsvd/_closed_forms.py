@@ -91,14 +91,14 @@ def _pieces(a, k: int):
     c = 0.5 * (inv_sum - inv_diff)  # sigma_k/(sigma_k^2 - sigma_i^2) without squares
     e = -0.5 * (inv_diff + inv_sum)  # sigma_i/(sigma_k^2 - sigma_i^2)
     uk, vk = u[:, k], v[:, k]
-    m_u = mm(u * c, mT(u))
-    m_v = mm(v * c, mT(v))
+    m_u = mm(u * c[None, :], mT(u))
+    m_v = mm(v * c[None, :], mT(v))
     inv_s = ps.inv_s[0]
     if m > r:  # left null space: c_i = 1/sigma_k for sigma_i = 0 beyond r
         m_u = m_u + (jnp.eye(m, dtype=a.dtype) - mm(u, mT(u))) * inv_s
     if n > r:
         m_v = m_v + (jnp.eye(n, dtype=a.dtype) - mm(v, mT(v))) * inv_s
-    nmat = mm(u * e, mT(v))
+    nmat = mm(u * e[None, :], mT(v))
     keep = ~ps.bad[0]
     return uk, vk, m_u, m_v, nmat, keep
 

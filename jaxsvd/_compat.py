@@ -26,6 +26,38 @@ jet_rules = _jet.jet_rules
 Zero = ad.Zero
 
 
+def jet_unscaled(fun, primals, series):
+    """``jet`` with unscaled Taylor coefficients in and out: x(t) = x0 + x1 t + x2 t^2 + ...
+
+    JAX 0.10 takes ``factorial_scaled=False``; older/newer versions without it
+    get the scaling done here.
+    """
+    try:
+        return _jet.jet(fun, primals, series, factorial_scaled=False)
+    except TypeError as e:  # pragma: no cover - JAX without the keyword
+        if "factorial_scaled" not in str(e):
+            raise
+    import math
+
+    scaled = [[t * math.factorial(j + 1) for j, t in enumerate(ts)] for ts in series]
+    out, terms = _jet.jet(fun, primals, scaled)
+    return out, jax.tree.map(lambda t: t, [t / math.factorial(j + 1) for j, t in enumerate(terms)])
+
+
+def eval_jaxpr(jaxpr, consts, *args):
+    """Evaluate a (open) jaxpr: ``jax.core.eval_jaxpr``."""
+    return jax.core.eval_jaxpr(jaxpr, consts, *args)
+
+
+def zero_tangent(x):
+    """The zero tangent of a primal value (float0 for integer and boolean values)."""
+    import numpy as np
+
+    if jax.numpy.issubdtype(x.dtype, jax.numpy.inexact):
+        return jax.numpy.zeros_like(x)
+    return np.zeros(np.shape(x), dtype=jax.dtypes.float0)
+
+
 def instantiate(t):
     """Turn a symbolic-zero tangent into an array of zeros."""
     return ad.instantiate_zeros(t)
@@ -77,3 +109,13 @@ except ImportError:  # pragma: no cover - future JAX
         U: jax.Array
         S: jax.Array
         Vh: jax.Array
+
+
+def bcoo_from_scipy(mat):
+    """A ``jax.experimental.sparse.BCOO`` matrix holding a 2-D ``scipy.sparse`` matrix or array.
+
+    ``jax.experimental.sparse`` is experimental: imported here, and only when called.
+    """
+    from jax.experimental import sparse
+
+    return sparse.BCOO.from_scipy_sparse(mat)

@@ -27,7 +27,6 @@ the results themselves, ``(num, order+1, r)`` floats, are kept on the host.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from functools import cached_property, partial
 from typing import Optional, Sequence, Union
@@ -38,6 +37,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ._derivatives import derivatives as _derivatives
+from ._progress import progress_bar
 from ._series import mm, mT
 
 ENSEMBLES = ("gaussian", "uniform", "wishart", "orthogonal")
@@ -170,7 +170,7 @@ def _draw_matrix(key, ensemble: str, shape: tuple[int, int], dtype):
         big, small = max(m, n), min(m, n)
         q, r = jnp.linalg.qr(jax.random.normal(key, (big, small), dtype))
         d = jnp.diagonal(r)
-        q = q * jnp.where(d < 0, -1, 1).astype(dtype)
+        q = q * jnp.where(d < 0, -1, 1).astype(dtype)[None, :]
         return q if m >= n else mT(q)
     raise AssertionError(ensemble)  # pragma: no cover - checked before
 
@@ -301,80 +301,6 @@ def sample(key, ensemble: str, shape, num: int, dtype=None):
 
 
 # ---------------------------------------------------------------------------
-# progress bar
-# ---------------------------------------------------------------------------
-
-
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def advance(self, n):
-        pass
-
-
-class _RichBar:
-    def __init__(self, total, description):
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                                  MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                                  console=Console(file=sys.stderr), transient=False)
-        self._total, self._description = total, description
-
-    def __enter__(self):
-        self._progress.__enter__()
-        self._task = self._progress.add_task(self._description, total=self._total)
-        return self
-
-    def __exit__(self, *exc):
-        return self._progress.__exit__(*exc)
-
-    def advance(self, n):
-        self._progress.advance(self._task, n)
-
-
-class _TqdmBar:
-    def __init__(self, total, description):
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, desc=description, file=sys.stderr)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._bar.close()
-        return False
-
-    def advance(self, n):
-        self._bar.update(n)
-
-
-def _progress_bar(enabled: bool, total: int, description: str):
-    """rich if installed, else tqdm, else nothing; only when stderr is a terminal."""
-    if not enabled or not getattr(sys.stderr, "isatty", lambda: False)() or os.environ.get("TERM") == "dumb":
-        return _NoBar()
-    for bar in (_RichBar, _TqdmBar):
-        try:
-            return bar(total, description)
-        except ImportError:
-            continue
-    return _NoBar()
-
-
-# ---------------------------------------------------------------------------
 # public: sensitivity
 # ---------------------------------------------------------------------------
 
@@ -475,7 +401,7 @@ def sensitivity(key, shape, num: int, *, ensemble: str = "gaussian",
         out[start:stop] = np.asarray(arr)[: stop - start]
         bar.advance(stop - start)
 
-    with _progress_bar(progress, num, f"{ensemble} {m}x{n}, order {order}") as bar:
+    with progress_bar(num, f"{ensemble} {m}x{n}, order {order}", enabled=progress) as bar:
         for start in starts:
             idx = place(jnp.arange(start, start + batch, dtype=jnp.uint32))
             item = (start, run_chunk(idx))

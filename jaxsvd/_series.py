@@ -51,7 +51,7 @@ per column.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax.numpy as jnp
 from jax import lax
@@ -78,6 +78,37 @@ def _sum(xs):
     return out
 
 
+class TermProducts:
+    """The coefficients A_1..A_K of A(x) through their products only.
+
+    ``mv(b, c, X)`` = A_b X and ``rmv(b, c, Y)`` = A_b^T Y for blocks of
+    columns; ``c`` is the order of the vector coefficient X (or Y), so an
+    implementation can form all A_b X of one X at once (``jet`` of a matvec).
+    """
+
+    order: int
+
+    def mv(self, b, c, x):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def rmv(self, b, c, y):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class DenseTerms(TermProducts):
+    """A_1..A_K given as arrays (..., m, n)."""
+
+    def __init__(self, terms):
+        self.terms = list(terms)
+        self.order = len(self.terms)
+
+    def mv(self, b, c, x):
+        return mm(self.terms[b - 1], x)
+
+    def rmv(self, b, c, y):
+        return mm(mT(self.terms[b - 1]), y)
+
+
 class SVDSeries(NamedTuple):
     """Unscaled Taylor coefficients of orders 1..K (lists of length K)."""
 
@@ -101,6 +132,9 @@ def svd_series(
     v_null=None,
     mask: bool = True,
     num_orders: Optional[int] = None,
+    complement: Optional[Callable] = None,
+    extra_bad=None,
+    rtol: Optional[float] = None,
     ids=None,
 ) -> SVDSeries:
     """Taylor coefficients of the SVD of ``A_0 + sum_j terms[j-1] x^j``.
@@ -120,6 +154,18 @@ def svd_series(
         their products are skipped: a straight line A + x H needs one term).
       mask: NaN for coefficients that do not exist (public outputs).  Internal
         callers that need a smooth basis (gauge above) pass False.
+      terms: a list of arrays, or a :class:`TermProducts` (products A_b X and
+        A_b^T Y only: matrix-free operators, jaxsvd/_svds.py).
+      complement: for a *partial* basis (u, v hold only the k largest triplets
+        of a larger operator): ``(R1, R2) -> (Zu, Zv)`` solving, column by
+        column, the deflated system  s_i zu - A_0 zv = r1,  s_i zv - A_0^T zu = r2
+        on the orthogonal complement of (u, v) (seed 002; THEORY.md 6), with
+        R1 = (I - U U^T) E1_n, R2 = (I - V V^T) E2_n.  Default: the thin SVD
+        is complete and  Zu = R1 / s,  Zv = R2 / s  (A_0 vanishes there).
+      extra_bad: (..., c) bool, further columns whose derivatives do not exist
+        (a tie at the cut of a partial basis).
+      rtol: relative tolerance for coincident singular values (default
+        :func:`jaxsvd._spectrum.degeneracy_tol`'s).
       ids: cluster ids (..., r) overriding :func:`_spectrum.cluster_ids` (sorted
         runs; equal ids = one cluster).  The cluster equations hold for any
         s_i, s_j, so merging near ties (or, for the polar factor, everything)
@@ -133,9 +179,10 @@ def svd_series(
     all_cols = tuple(range(r))
     cols = all_cols if cols is None else tuple(cols)
     sel = cols != all_cols
-    K = len(terms) if num_orders is None else int(num_orders)
-    nterms = min(len(terms), K)  # A_j = 0 for j > len(terms): their products are skipped
-    ps = pair_structure(s, cols, m, n, ids=ids)
+    ops = terms if isinstance(terms, TermProducts) else DenseTerms(terms)
+    K = ops.order if num_orders is None else int(num_orders)
+    nterms = min(ops.order, K)  # A_j = 0 for j > len(terms): their products are skipped
+    ps = pair_structure(s, cols, m, n, rtol=rtol, ids=ids)
     sc = s if not sel else take_cols(s, cols)
     uc0 = u0_cols if u0_cols is not None else (take_cols(u, cols) if sel else u)
     vc0 = v0_cols if v0_cols is not None else (take_cols(v, cols) if sel else v)
@@ -144,19 +191,19 @@ def svd_series(
     us, vs, sig = [uc0], [vc0], [None]
     s_out, u_out, v_out = [], [], []
     tall, wide = m > r, n > r
-    keep_val = ~ps.bad
+    keep_val = ~ps.bad if extra_bad is None else ~(ps.bad | extra_bad)
     nan = nan_unless if mask else (lambda x, keep: x)
     # values only, K >= 3: vectors to order ceil((K-1)/2), then the Rayleigh
     # quotient (the 2n+1 rule, see _rayleigh_values).  Only where coefficients
     # that do not exist are masked anyway (mask=True): inside a cluster it is
     # not the cluster block's diagonal that internal callers rely on.
-    rayleigh = (not vectors) and mask and K >= 3
+    rayleigh = (not vectors) and mask and K >= 3 and complement is None
     k_vec = K // 2 if rayleigh else K
     av_cache = {}
 
     def av(b, c):  # A_b V_c, each product formed once
         if (b, c) not in av_cache:
-            av_cache[b, c] = mm(terms[b - 1], vs[c])
+            av_cache[b, c] = ops.mv(b, c, vs[c])
         return av_cache[b, c]
 
     alphas, betas = [None], [None]
@@ -170,7 +217,7 @@ def svd_series(
             s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
             s_out.append(s_n if order == 1 else nan(s_n, keep_val))
             break
-        e2 = _sum([mm(mT(terms[b - 1]), us[order - b]) for b in range(1, min(order, nterms) + 1)]
+        e2 = _sum([ops.rmv(b, order - b, us[order - b]) for b in range(1, min(order, nterms) + 1)]
                   + [-mm(vs[order - k], mT(sig[k])) for k in range(1, order)])
         f = mm(mT(u), e1)
         g = mm(mT(v), e2)
@@ -196,10 +243,14 @@ def svd_series(
         sig_n = jnp.where(ps.same_cc, 0.5 * (sig1 + sig2), 0.0)
         un = mm(u, alpha)
         vn = mm(v, beta)
-        if tall:
-            un = un + (e1 - mm(u, f)) * ps.inv_s[..., None, :]
-        if wide:
-            vn = vn + (e2 - mm(v, g)) * ps.inv_s[..., None, :]
+        if complement is not None:
+            zu, zv = complement(e1 - mm(u, f), e2 - mm(v, g))
+            un, vn = un + zu, vn + zv
+        else:
+            if tall:
+                un = un + (e1 - mm(u, f)) * ps.inv_s[..., None, :]
+            if wide:
+                vn = vn + (e2 - mm(v, g)) * ps.inv_s[..., None, :]
         us.append(un)
         vs.append(vn)
         sig.append(sig_n)
@@ -210,7 +261,8 @@ def svd_series(
         s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
         s_out.append(s_n if order == 1 else nan(s_n, keep_val))
     if rayleigh:
-        alphas[0] = betas[0] = embed if sel else jnp.eye(r, dtype=s.dtype)
+        eye0 = embed if sel else jnp.eye(r, dtype=s.dtype)  # (r, c), broadcast over the batch
+        alphas[0] = betas[0] = jnp.broadcast_to(eye0, s.shape[:-1] + eye0.shape)
         s_out += [nan(x, keep_val) for x in _rayleigh_values(
             s, us, vs, alphas, betas, av, nterms, k_vec, K)]
     if not vectors:
@@ -345,7 +397,8 @@ def branch_series(s, u, v, terms, m: int, n: int):
     # per-cluster shifts: blocks in descending order, spaced beyond their spread
     scale = jnp.sqrt(jnp.sum(t0 * t0, axis=(-2, -1)))[..., None] + s[..., :1]
     shift = scale * (3 * (jnp.max(ids, axis=-1, keepdims=True) - ids) + 2).astype(s.dtype)
-    m0 = t0 + shift[..., :, None] * jnp.eye(s.shape[-1], dtype=s.dtype)
+    r = s.shape[-1]
+    m0 = t0 + shift[..., :, None] * jnp.broadcast_to(jnp.eye(r, dtype=s.dtype), t0.shape)
     w, vec = jnp.linalg.eigh(m0, symmetrize_input=True)
     w, vec = w[..., ::-1], vec[..., ::-1]  # descending, as the engine expects
     weight = vec * vec  # each eigenvector lives in one block
@@ -356,8 +409,8 @@ def branch_series(s, u, v, terms, m: int, n: int):
     live = lax.stop_gradient(s) > degeneracy_tol(s, m, n)
     g1 = jnp.min(jnp.where(live, relative_gaps(s, m, n, across_clusters=True), jnp.inf), axis=-1)
     mu_, sc_ = lax.stop_gradient(mu0), lax.stop_gradient(s_c)
-    same = (jnp.abs(sc_[..., :, None] - sc_[..., None, :]) <= degeneracy_tol(s, m, n)[..., None]) & ~jnp.eye(
-        s.shape[-1], dtype=bool)
+    offdiag = jnp.broadcast_to(~jnp.eye(r, dtype=bool), t0.shape)
+    same = (jnp.abs(sc_[..., :, None] - sc_[..., None, :]) <= degeneracy_tol(s, m, n)[..., None]) & offdiag
     d2 = jnp.where(same, jnp.abs(mu_[..., :, None] - mu_[..., None, :]), jnp.inf)
     g2 = jnp.min(d2, axis=(-2, -1)) / lax.stop_gradient(scale[..., 0])
     return s_c, [mu0] + list(mus), g1, g2

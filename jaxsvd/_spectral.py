@@ -170,7 +170,7 @@ def _divided_differences(s, spec, m: int, n: int):
     g0, h0 = spec.grad(s0), spec.hess(s0)
     dh0 = jnp.diagonal(h0, axis1=-2, axis2=-1)
     tau = math.sqrt(float(jnp.finfo(s.dtype).eps))
-    eye = jnp.eye(r, dtype=bool)
+    eye = jnp.broadcast_to(jnp.eye(r, dtype=bool), s.shape + (r,))
     dh = jnp.diagonal(h, axis1=-2, axis2=-1)
     gk, gi = g[..., :, None], g[..., None, :]
     hk, hi = dh[..., :, None], dh[..., None, :]

@@ -29,29 +29,32 @@ from jax import lax
 DEGENERACY_ULPS = 4
 
 
-def degeneracy_tol(s, m: int, n: int):
-    """Absolute tolerance below which two singular values count as equal."""
+def degeneracy_tol(s, m: int, n: int, rtol=None):
+    """Absolute tolerance below which two singular values count as equal
+    (``rtol * sigma_max``; default rtol ``DEGENERACY_ULPS * max(m, n) * eps``)."""
     s = lax.stop_gradient(s)
     eps = jnp.finfo(s.dtype).eps
     smax = s[..., :1] if s.shape[-1] else jnp.zeros(s.shape[:-1] + (1,), s.dtype)
-    return DEGENERACY_ULPS * max(m, n, 1) * eps * smax  # shape (..., 1)
+    if rtol is None:
+        rtol = DEGENERACY_ULPS * max(m, n, 1) * eps
+    return rtol * smax  # shape (..., 1)
 
 
-def cluster_ids(s, m: int, n: int):
+def cluster_ids(s, m: int, n: int, rtol=None):
     """Integer id per singular value; equal ids = coincident (sorted runs)."""
     s = lax.stop_gradient(s)
-    tol = degeneracy_tol(s, m, n)
+    tol = degeneracy_tol(s, m, n, rtol)
     step = (s[..., :-1] - s[..., 1:]) > tol
     zeros = jnp.zeros(s.shape[:-1] + (1,), jnp.int32)
     return jnp.concatenate([zeros, jnp.cumsum(step.astype(jnp.int32), axis=-1)], axis=-1)
 
 
-def degenerate(s, m: int, n: int):
+def degenerate(s, m: int, n: int, rtol=None):
     """Boolean (..., r): sigma_k is zero or coincides with another sigma_j."""
     s_ = lax.stop_gradient(s)
-    ids = cluster_ids(s_, m, n)
+    ids = cluster_ids(s_, m, n, rtol)
     shared = jnp.sum(ids[..., :, None] == ids[..., None, :], axis=-1) > 1
-    return shared | (s_ <= degeneracy_tol(s_, m, n))
+    return shared | (s_ <= degeneracy_tol(s_, m, n, rtol))
 
 
 def _safe_recip(x, keep):
@@ -72,7 +75,7 @@ class PairStructure(NamedTuple):
     keep_pair: jnp.ndarray  # (..., r, c) bool: neither sigma_i nor sigma_j degenerate
 
 
-def pair_structure(s, cols: tuple[int, ...], m: int, n: int, ids=None) -> PairStructure:
+def pair_structure(s, cols: tuple[int, ...], m: int, n: int, *, rtol=None, ids=None) -> PairStructure:
     """Gap reciprocals for the engine and the closed forms.
 
     ``keep_pair`` marks the pairs whose reciprocals may be differentiated:
@@ -84,14 +87,15 @@ def pair_structure(s, cols: tuple[int, ...], m: int, n: int, ids=None) -> PairSt
     order K) does not differentiate the rule and stays exact.  ``ids``
     overrides :func:`cluster_ids` (see ``_series.svd_series``).
     """
-    ids = cluster_ids(s, m, n) if ids is None else lax.stop_gradient(ids)
-    tol = degeneracy_tol(s, m, n)
-    bad_all = degenerate(s, m, n)
+    ids = cluster_ids(s, m, n, rtol) if ids is None else lax.stop_gradient(ids)
+    tol = degeneracy_tol(s, m, n, rtol)
+    bad_all = degenerate(s, m, n, rtol)
     sc = take_cols(s, cols)
     idc = take_cols(ids, cols)
     apart = ids[..., :, None] != idc[..., None, :]
     nonzero = lax.stop_gradient(sc) > tol
-    offdiag = jnp.arange(s.shape[-1])[:, None] != jnp.asarray(cols)[None, :]
+    # (r, c) pattern, explicitly broadcast over the leading batch dimensions
+    offdiag = jnp.broadcast_to(jnp.arange(s.shape[-1])[:, None] != jnp.asarray(cols)[None, :], apart.shape)
     rot = ~apart & offdiag & nonzero[..., None, :]
     inv_diff = _safe_recip(s[..., :, None] - sc[..., None, :], apart)
     ssum = s[..., :, None] + sc[..., None, :]
@@ -120,7 +124,7 @@ def relative_gaps(s, m: int, n: int, *, across_clusters: bool = False):
     the sigma_j coincident with sigma_k (its cluster) are left out.
     """
     r = s.shape[-1]
-    same = jnp.eye(r, dtype=bool)
+    same = jnp.broadcast_to(jnp.eye(r, dtype=bool), s.shape + (r,))
     if across_clusters:
         ids = cluster_ids(s, m, n)
         same = ids[..., :, None] == ids[..., None, :]

@@ -49,9 +49,14 @@ def as_matrix(a, name: str = "a", *, batch: bool = True):
     return a
 
 
+# bound at import: a program that installs jaxsvd.svd / svdvals in place of
+# jnp.linalg.svd / svdvals must not send these calls back to jaxsvd (recursion)
+_JNP_SVDVALS = jnp.linalg.svdvals
+
+
 def _inexact(dtype):
     # the dtype jnp.linalg.svd would promote to (respects jax_enable_x64)
-    return jax.eval_shape(jnp.linalg.svdvals, jax.ShapeDtypeStruct((1, 1), dtype)).dtype
+    return jax.eval_shape(_JNP_SVDVALS, jax.ShapeDtypeStruct((1, 1), dtype)).dtype
 
 
 # ---------------------------------------------------------------------------
@@ -211,9 +216,13 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
             "full result, or use jaxsvd.singular_triplet(a, k) for one triplet")
     full_matrices, compute_uv = bool(full_matrices), bool(compute_uv)
     if 0 in a.shape[-2:]:
-        # empty: nothing to differentiate; same outputs as jnp.linalg.svd
-        out = jnp.linalg.svd(lax.stop_gradient(a), full_matrices=full_matrices, compute_uv=compute_uv)
-        return out
+        # empty: nothing to differentiate; the call jnp.linalg.svd makes, lax.linalg.svd
+        # (not jnp.linalg.svd itself, which a program may have replaced by this function)
+        out = lax.linalg.svd(lax.stop_gradient(a), full_matrices=full_matrices, compute_uv=compute_uv)
+        if not compute_uv:
+            return out
+        u, s, vt = out
+        return _compat.SVDResult(U=u, S=s, Vh=vt)
     if not compute_uv:
         return svd_p.bind(a, full_matrices=False, compute_uv=False, masked=True)[0]
     s, u, vt = svd_p.bind(a, full_matrices=full_matrices, compute_uv=True, masked=True)

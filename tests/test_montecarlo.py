@@ -303,30 +303,27 @@ def test_plot_writes_png(tmp_path, base):
         base.plot(indices=(3,))
 
 
-def test_progress_bar_only_on_a_terminal(monkeypatch):
-    assert isinstance(_mc._progress_bar(True, 10, "x"), _mc._NoBar)  # pytest's stderr is no tty
-    assert isinstance(_mc._progress_bar(False, 10, "x"), _mc._NoBar)
+def test_progress_through_the_shared_helper(monkeypatch):
+    """sensitivity(progress=...) opens one jaxsvd._progress bar and advances it to num (tests/test_progress.py
+    covers the bar itself: terminal-aware, rich / tqdm / silent)."""
+    from jaxsvd._progress import NoBar
 
-    class FakeTTY:
-        def __init__(self):
-            self.text = []
+    calls = []
 
-        def isatty(self):
-            return True
+    class Recorder(NoBar):
+        def advance(self, n=1, description=None):
+            calls.append(n)
 
-        def write(self, s):
-            self.text.append(s)
+    def fake_bar(total, description, *, enabled=True, transient=False):
+        calls.append(("open", total, enabled))
+        return Recorder()
 
-        def flush(self):
-            pass
-
-    fake = FakeTTY()
-    monkeypatch.setattr(sys, "stderr", fake)
-    monkeypatch.delenv("TERM", raising=False)
-    bar = _mc._progress_bar(True, 10, "x")
-    assert not isinstance(bar, _mc._NoBar)
-    with bar:
-        bar.advance(10)
+    monkeypatch.setattr(_mc, "progress_bar", fake_bar)
+    _run(progress=True)
+    assert calls[0] == ("open", NUM, True) and sum(calls[1:]) == NUM
+    calls.clear()
+    _run(progress=False)
+    assert calls[0] == ("open", NUM, False)
 
 
 # ---------------------------------------------------------------------------

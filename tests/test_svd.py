@@ -111,3 +111,15 @@ def test_derivatives_argument_errors():
     with pytest.raises(ValueError, match="order"):
         jaxsvd.derivatives(a, a, -1)
     np.testing.assert_array_equal(jaxsvd.derivatives(a, a, 0)[0], jnp.linalg.svdvals(a))
+
+
+def test_installed_in_place_of_jnp_linalg(monkeypatch):
+    # a program may install jaxsvd's functions as jnp.linalg.svd / svdvals (JAX's own
+    # tests can be run that way): empty and integer input must not recurse
+    ints = jnp.arange(6, dtype=jnp.int32).reshape(2, 3)
+    dtype = jnp.linalg.svdvals(ints).dtype
+    monkeypatch.setattr(jnp.linalg, "svd", jaxsvd.svd)
+    monkeypatch.setattr(jnp.linalg, "svdvals", jaxsvd.svdvals)
+    u, s, vt = jnp.linalg.svd(jnp.zeros((3, 2, 0)), full_matrices=False)
+    assert (u.shape, s.shape, vt.shape) == ((3, 2, 0), (3, 0), (3, 0, 0))
+    assert jnp.linalg.svdvals(ints).dtype == dtype

@@ -1,0 +1,229 @@
+"""Largest singular triplets of big matrices and their gradients: jaxsvd.svds vs
+the dense routes, side by side in one run.
+
+For n x n Gaussian float32 matrices (``--sizes``, default 1024 2048 4096), value +
+gradient of sigma_1 by
+
+  * ``jaxsvd.svds(A, 1)``: ``jit(value_and_grad(lambda A: svds(A, 1).S[0]))``
+  * the jnp route: ``jit(value_and_grad(lambda A: jnp.linalg.norm(A, 2)))`` (a dense SVD)
+  * PyTorch: ``torch.linalg.matrix_norm(A, ord=2).backward()`` (when torch is importable)
+  * scipy: ``scipy.sparse.linalg.svds(A, k=1)`` (ARPACK) + the outer product u v^T
+  * matfree: ``eig.svd_partial(decomp.bidiag(K))`` with K matvecs, gradient by
+    autodiff through the iteration (when matfree is importable)
+  * the floor: 100 power-iteration matrix-vector products with A
+
+with the relative errors of value and gradient against a float64 dense reference
+(numpy LAPACK on the same matrix), the Krylov steps svds used, k = 10 at the
+largest size, ``jet`` of order 4 of sigma_1 at 2048^2 (or the largest size below),
+and the compiled temporary memory of svds against (m + n) p.  Warm-up,
+``block_until_ready``, medians; compile times separately.  Table + JSON.
+
+    python benchmarks/bench_svds.py --sizes 1024 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _timing import median_seconds
+
+import jaxsvd
+from jaxsvd._krylov import default_krylov_dim
+
+
+def _compile(f, *args):
+    t = time.perf_counter()
+    c = jax.jit(f).lower(*args).compile()
+    return c, time.perf_counter() - t
+
+
+def _timed(c, args, repeats):
+    out = jax.block_until_ready(c(*args))
+    return median_seconds(lambda: jax.block_until_ready(c(*args)), repeats), out
+
+
+def _rel(x, ref):
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    return float(np.linalg.norm(x - ref) / np.linalg.norm(ref))
+
+
+def _reference(a):
+    a64 = np.asarray(a, np.float64)
+    u, s, vt = np.linalg.svd(a64)
+    return s, np.outer(u[:, 0], vt[0])
+
+
+def _torch(a, repeats):
+    try:
+        import torch
+    except ImportError:
+        return None
+    ta = torch.from_numpy(np.asarray(a))
+
+    def run():
+        x = ta.clone().requires_grad_(True)
+        v = torch.linalg.matrix_norm(x, ord=2)
+        v.backward()
+        return float(v), x.grad.numpy()
+
+    run()
+    return median_seconds(run, repeats), run()
+
+
+def _scipy(a, repeats):
+    try:
+        from scipy.sparse.linalg import svds as ssvds
+    except ImportError:
+        return None
+    an = np.asarray(a)
+
+    def run():
+        u, s, vt = ssvds(an, k=1, random_state=0)
+        return float(s[0]), np.outer(u[:, 0], vt[0])
+
+    run()
+    return median_seconds(run, repeats), run()
+
+
+def _matfree(a, repeats, num_matvecs):
+    try:
+        from matfree import decomp, eig
+    except ImportError:
+        return None
+    n = a.shape[1]
+    v0 = jnp.ones((n,), a.dtype) / np.sqrt(n)
+    svd = eig.svd_partial(decomp.bidiag(num_matvecs))
+
+    def sigma1(a):
+        _, s, _ = svd(lambda v, a: a @ v, v0, a)
+        return s[0]
+
+    c, comp = _compile(jax.value_and_grad(sigma1), a)
+    t, (v, g) = _timed(c, (a,), repeats)
+    return t, comp, (float(v), g)
+
+
+def run(sizes, repeats, torch_on, k_big, jet_size):
+    rows, extra = [], {}
+    key = jax.random.key(0)
+    for n in sizes:
+        a = jax.random.normal(jax.random.fold_in(key, n), (n, n), jnp.float32)
+        s_ref, g_ref = _reference(a)
+        row = {"n": n, "sigma_1": float(s_ref[0]), "rel_gap": float((s_ref[0] - s_ref[1]) / s_ref[0])}
+
+        @jax.jit
+        def power100(a):
+            x = jnp.ones(a.shape[1:], a.dtype)
+
+            def body(i, x):
+                y = a @ x
+                return y / jnp.linalg.norm(y)
+
+            return jax.lax.fori_loop(0, 100, body, x)
+
+        jax.block_until_ready(power100(a))
+        row["floor_100mv_s"] = median_seconds(lambda a=a: jax.block_until_ready(power100(a)), repeats)
+
+        vg = jax.value_and_grad(lambda a: jaxsvd.svds(a, 1).S[0])
+        c, row["svds_compile_s"] = _compile(vg, a)
+        row["svds_s"], (v, g) = _timed(c, (a,), repeats)
+        row["svds_val_err"], row["svds_grad_err"] = abs(float(v) - s_ref[0]) / s_ref[0], _rel(g, g_ref)
+        _, info = jaxsvd._svds.svds_with_info(a, 1)
+        row["svds_steps"] = int(info.steps)
+        try:
+            mem = c.memory_analysis()
+            row["svds_temp_MB"] = float(mem.temp_size_in_bytes) / 2**20
+        except Exception:  # noqa: BLE001 - backend without memory analysis
+            row["svds_temp_MB"] = None
+        row["basis_MB"] = 2 * n * (default_krylov_dim(1, n) + 1) * 4 / 2**20
+
+        jn = jax.value_and_grad(lambda a: jnp.linalg.norm(a, 2))
+        c, row["jnp_compile_s"] = _compile(jn, a)
+        row["jnp_s"], (v, g) = _timed(c, (a,), max(1, repeats // 2))
+        row["jnp_val_err"], row["jnp_grad_err"] = abs(float(v) - s_ref[0]) / s_ref[0], _rel(g, g_ref)
+
+        if torch_on:
+            res = _torch(a, max(1, repeats // 2))
+            if res is not None:
+                row["torch_s"], (v, g) = res
+                row["torch_val_err"], row["torch_grad_err"] = abs(v - s_ref[0]) / s_ref[0], _rel(g, g_ref)
+        res = _scipy(a, repeats)
+        if res is not None:
+            row["scipy_s"], (v, g) = res
+            row["scipy_val_err"], row["scipy_grad_err"] = abs(v - s_ref[0]) / s_ref[0], _rel(g, g_ref)
+        res = _matfree(a, repeats, num_matvecs=min(n, max(2 * row["svds_steps"], 50)))
+        if res is not None:
+            row["matfree_s"], row["matfree_compile_s"], (v, g) = res
+            row["matfree_val_err"], row["matfree_grad_err"] = abs(v - s_ref[0]) / s_ref[0], _rel(g, g_ref)
+        for name in ("svds", "jnp", "torch", "scipy", "matfree"):
+            if f"{name}_s" in row:
+                row[f"{name}_x_floor"] = row[f"{name}_s"] / row["floor_100mv_s"]
+        row["jnp_over_svds"] = row["jnp_s"] / row["svds_s"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    # k = 10 at the largest size
+    n = max(sizes)
+    a = jax.random.normal(jax.random.fold_in(key, n), (n, n), jnp.float32)
+    vg10 = jax.value_and_grad(lambda a: jnp.sum(jaxsvd.svds(a, k_big).S))
+    c, comp = _compile(vg10, a)
+    t10, (v, _) = _timed(c, (a,), repeats)
+    s_ref = np.linalg.svd(np.asarray(a, np.float64), compute_uv=False)
+    extra["k10"] = {"n": n, "k": k_big, "s": t10, "compile_s": comp,
+                    "over_k1": t10 / next(r for r in rows if r["n"] == n)["svds_s"],
+                    "val_err": abs(float(v) - s_ref[:k_big].sum()) / s_ref[:k_big].sum()}
+    print(json.dumps(extra["k10"]), flush=True)
+
+    # jet of order 4 of sigma_1
+    n = max(s for s in sizes if s <= jet_size)
+    a = jax.random.normal(jax.random.fold_in(key, n), (n, n), jnp.float32)
+    h = jax.random.normal(jax.random.fold_in(key, -n), (n, n), jnp.float32)
+    z = jnp.zeros_like(h)
+    from jax.experimental import jet
+
+    f4 = lambda a, h: jet.jet(lambda a: jaxsvd.svds(a, 1).S, (a,), ([h, z, z, z],))[1]  # noqa: E731
+    c, comp = _compile(f4, a, h)
+    t4, terms = _timed(c, (a, h), max(1, repeats // 2))
+    extra["jet4"] = {"n": n, "s": t4, "compile_s": comp, "d1..d4": [float(t[0]) for t in terms],
+                     "over_value_and_grad": t4 / next(r for r in rows if r["n"] == n)["svds_s"]}
+    print(json.dumps(extra["jet4"]), flush=True)
+    return rows, extra
+
+
+def table(rows, extra):
+    cols = ["n", "floor_100mv_s", "svds_s", "svds_x_floor", "jnp_s", "jnp_over_svds", "torch_s", "scipy_s",
+            "matfree_s", "svds_steps", "svds_val_err", "svds_grad_err", "jnp_grad_err", "torch_grad_err",
+            "scipy_grad_err", "matfree_grad_err", "svds_temp_MB", "basis_MB"]
+    print("\n" + " | ".join(cols))
+    for r in rows:
+        print(" | ".join(f"{r.get(c):.3g}" if isinstance(r.get(c), float) else str(r.get(c, "-")) for c in cols))
+    for name, e in extra.items():
+        print(name, json.dumps(e))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--jet-size", type=int, default=2048)
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args()
+    rows, extra = run(args.sizes, args.repeats, not args.no_torch, args.k, args.jet_size)
+    table(rows, extra)
+    out = {"platform": platform.platform(), "jax": jax.__version__, "device": str(jax.devices()[0]),
+           "rows": rows, "extra": extra}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

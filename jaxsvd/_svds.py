@@ -1,0 +1,605 @@
+"""Matrix-free singular triplets with implicit derivatives: ``jaxsvd.svds``.
+
+The primal is a Krylov solver (thick-restart Golub--Kahan--Lanczos,
+jaxsvd/_krylov.py) that touches the operator only through x -> A x and
+y -> A^T y.  The derivative rules never differentiate its iterations: they are
+the series engine (jaxsvd/_series.py) on the partial basis of the k computed
+triplets (seed 002; THEORY.md sections 2, 3 and 6):
+
+  * inside the span of the k triplets, the engine's exact small formulas
+    (pairs i, j <= k: one reciprocal of sigma_i - sigma_j, one of sigma_i + sigma_j);
+  * outside it, the deflated systems
+        s_i zu - A zv = r1,   s_i zv - A^T zu = r2     on the complement of (U_k, V_k),
+    i.e. (s_i I - T) z = r for the block operator T = [[0, A], [A^T, 0]].  On the
+    complement T's eigenvalues are +-sigma_j (j > k) and 0, so s_i I - T is
+    positive definite when s_i > sigma_{k+1}: conjugate gradients
+    (``jax.scipy.sparse.linalg.cg``, a ``lax.custom_linear_solve``, so the
+    solve is itself linear, transposable and differentiable).
+
+The operator enters the primitive as the traced jaxprs of its two products with
+every array they close over hoisted into primitive inputs, so derivatives with
+respect to those arrays (a dense matrix, a BCOO's values, the weights a
+``lineax.FunctionLinearOperator`` closes over, the parameters inside a
+``lineax.JacobianLinearOperator``) flow through the products: the tangent of A
+along a perturbation of the inputs is the ``jvp`` of the matvec, its Taylor
+coefficients the ``jet`` of the matvec.
+
+Rules in the usual order: primal, first order (JVP), Taylor mode, registration.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import _compat
+from ._krylov import default_krylov_dim, default_tol, gkl_svds
+from ._series import TermProducts, mm, mT, svd_series
+
+_HIGHEST = lax.Precision.HIGHEST
+
+# ---------------------------------------------------------------------------
+# the operator as data: two jaxprs and the arrays they close over
+# ---------------------------------------------------------------------------
+
+
+class _Operator:
+    """x -> A x and y -> A^T y as jaxprs; ``consts`` are primitive inputs.
+
+    Hashed by identity (a primitive parameter).  ``diff`` marks the inputs
+    that can carry tangents (inexact dtypes); the others (e.g. sparse indices)
+    are held fixed.
+    """
+
+    def __init__(self, mv, rmv, m: int, n: int, dtype):
+        x0 = jax.ShapeDtypeStruct((n,), dtype)
+        y0 = jax.ShapeDtypeStruct((m,), dtype)
+        mv_j = jax.make_jaxpr(mv)(x0)
+        rmv_j = jax.make_jaxpr(rmv)(y0)
+        for j, (shape, what) in ((mv_j, ((m,), "A x")), (rmv_j, ((n,), "A^T y"))):
+            outs = j.out_avals
+            if len(outs) != 1 or tuple(outs[0].shape) != shape:
+                raise TypeError(f"the operator's {what} must be a vector of shape {shape}; got "
+                                f"{[tuple(o.shape) for o in outs]}")
+        self.mv_jaxpr, self.rmv_jaxpr = mv_j.jaxpr, rmv_j.jaxpr
+        self.n_mv = len(mv_j.consts)
+        self.consts = [jnp.asarray(c) for c in list(mv_j.consts) + list(rmv_j.consts)]
+        self.diff = tuple(jnp.issubdtype(c.dtype, jnp.inexact) for c in self.consts)
+        self.m, self.n, self.dtype = m, n, jnp.dtype(dtype)
+
+    def mv(self, consts, x):
+        out = _compat.eval_jaxpr(self.mv_jaxpr, list(consts[: self.n_mv]), x)[0]
+        return out.astype(self.dtype)
+
+    def rmv(self, consts, y):
+        out = _compat.eval_jaxpr(self.rmv_jaxpr, list(consts[self.n_mv:]), y)[0]
+        return out.astype(self.dtype)
+
+    # blocks of columns (..., n, c) -> (..., m, c)
+    def mv_block(self, consts, x):
+        return jax.vmap(partial(self.mv, consts), in_axes=-1, out_axes=-1)(x)
+
+    def rmv_block(self, consts, y):
+        return jax.vmap(partial(self.rmv, consts), in_axes=-1, out_axes=-1)(y)
+
+    def merge(self, consts, diff_consts):
+        """The full const list with the differentiable ones replaced."""
+        it = iter(diff_consts)
+        return [next(it) if d else c for c, d in zip(consts, self.diff, strict=True)]
+
+    def split(self, consts):
+        return [c for c, d in zip(consts, self.diff, strict=True) if d]
+
+
+class SvdsInfo(NamedTuple):
+    """Diagnostics of a :func:`svds` call (``jaxsvd._svds.svds_with_info``)."""
+
+    residual: jax.Array  # (..., k) |A^T u_i - s_i v_i| / s_1 estimate (A v_i = s_i u_i holds)
+    steps: jax.Array  # (...) int32: Krylov steps (one product with A and one with A^T each)
+    next_value: jax.Array  # (...) the (k+1)-th Ritz value (a lower estimate of sigma_{k+1})
+
+
+# ---------------------------------------------------------------------------
+# primal
+# ---------------------------------------------------------------------------
+# svds_p(*consts, key_data; op, k, p, tol, maxiter, batch_shape, batched)
+#   -> (U (..., m, k), S (..., k), V (..., n, k), residual (..., k), steps (...), next (...))
+# ``batched[i]``: input i carries the leading ``batch_shape`` (vmap).
+
+svds_p = _compat.new_primitive("jaxsvd_svds", multiple_results=True)
+
+
+def _solve_one(*args, op, k, p, tol, maxiter):
+    consts, kd = args[:-1], args[-1]
+    res = gkl_svds(partial(op.mv, consts), partial(op.rmv, consts), op.m, op.n, k, dtype=op.dtype,
+                   key=jax.random.wrap_key_data(kd), tol=tol, maxiter=maxiter, p=p)
+    ok = res.converged
+    nan = jnp.asarray(jnp.nan, op.dtype)
+    # a triplet that did not converge is NaN, never finite and wrong
+    return [jnp.where(ok[None, :], res.u, nan), jnp.where(ok, res.s, nan), jnp.where(ok[None, :], res.v, nan),
+            res.residual, res.steps, res.next_value]
+
+
+def _impl(*args, op, k, p, tol, maxiter, batch_shape, batched):
+    one = partial(_solve_one, op=op, k=k, p=p, tol=tol, maxiter=maxiter)
+    if not batch_shape:
+        return one(*args)
+    size = math.prod(batch_shape)
+    flat = [x.reshape((size,) + x.shape[len(batch_shape):]) if b else x for x, b in zip(args, batched, strict=True)]
+    outs = jax.vmap(one, in_axes=[0 if b else None for b in batched])(*flat)
+    return [o.reshape(batch_shape + o.shape[1:]) for o in outs]
+
+
+def _abstract_eval(*args, op, k, p, tol, maxiter, batch_shape, batched):
+    S = _compat.ShapedArray
+    b, dt = tuple(batch_shape), op.dtype
+    return (S(b + (op.m, k), dt), S(b + (k,), dt), S(b + (op.n, k), dt), S(b + (k,), dt),
+            S(b, jnp.int32), S(b, dt))
+
+
+def _batch(args, dims, *, batch_shape, batched, **params):
+    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+    new_args, new_batched = [], []
+    for x, d, b in zip(args, dims, batched, strict=True):
+        if d is None and not b:
+            new_args.append(x)
+            new_batched.append(False)
+            continue
+        if d is None:
+            x = jnp.broadcast_to(x, (size,) + x.shape)
+        else:
+            x = jnp.moveaxis(x, d, 0)
+            if not b:  # give it the older batch dimensions too
+                x = jnp.broadcast_to(jnp.expand_dims(x, tuple(range(1, 1 + len(batch_shape)))),
+                                     (size,) + tuple(batch_shape) + x.shape[1:])
+        new_args.append(x)
+        new_batched.append(True)
+    out = svds_p.bind(*new_args, batch_shape=(size,) + tuple(batch_shape), batched=tuple(new_batched), **params)
+    return out, [0] * len(out)
+
+
+# ---------------------------------------------------------------------------
+# derivatives: the engine on the partial basis, products through the operator
+# ---------------------------------------------------------------------------
+
+
+class _JvpTerms(TermProducts):
+    """A_1 = the tangent of the operator: A_1 X = jvp of the matvec in its inputs."""
+
+    order = 1
+
+    def __init__(self, op, consts, dconsts):
+        self.op, self.consts, self.dconsts = op, consts, dconsts
+        self.fc = op.split(consts)
+
+    def _jvp(self, f, x):
+        return jax.jvp(lambda fc: f(self.op.merge(self.consts, fc), x), (self.fc,), (self.dconsts,))[1]
+
+    def mv(self, b, c, x):
+        return self._jvp(self.op.mv_block, x)
+
+    def rmv(self, b, c, y):
+        return self._jvp(self.op.rmv_block, y)
+
+
+class _JetTerms(TermProducts):
+    """A_b X for b = 1..K: the unscaled Taylor coefficients of the matvec along the
+    inputs' series, all b of one X from one ``jet`` (cached by the order c of X)."""
+
+    def __init__(self, op, consts, series, order):
+        self.op, self.consts, self.series, self.order = op, consts, series, order
+        self.fc = op.split(consts)
+        self._cache = {}
+
+    def _all(self, f, c, x, tag):
+        if (tag, c) not in self._cache:
+            def g(*fc):
+                return f(self.op.merge(self.consts, list(fc)), x)
+
+            _, terms = _compat.jet_unscaled(g, tuple(self.fc), tuple(self.series))
+            self._cache[tag, c] = terms
+        return self._cache[tag, c]
+
+    def mv(self, b, c, x):
+        return self._all(self.op.mv_block, c, x, "mv")[b - 1]
+
+    def rmv(self, b, c, y):
+        return self._all(self.op.rmv_block, c, y, "rmv")[b - 1]
+
+
+def _deflated_solver(op, consts, s, u, v, tol, maxiter, skip):
+    """(R1, R2) -> (Zu, Zv): conjugate gradients on s_i I - P T P for every
+    column i at once (a block-diagonal positive definite system), P the
+    projector onto the complement of (U_k, V_k).
+
+    Columns in ``skip`` (a tie at the cut, a zero value: s_i I - P T P is
+    singular or indefinite there, and their derivatives are NaN anyway) get a
+    zero right-hand side and a safe shift, so they cannot spoil the others
+    (one CG couples the columns through its inner products)."""
+    s = jnp.where(skip, 2 * s[..., :1] + 1, s)
+    s_row, skip_row = s[..., None, :], skip[..., None, :]  # explicit ranks (rank promotion "raise")
+
+    def pu(x):
+        return x - mm(u, mm(mT(u), x))
+
+    def pv(y):
+        return y - mm(v, mm(mT(v), y))
+
+    def kmat(z):
+        zu, zv = z
+        pzu, pzv = pu(zu), pv(zv)
+        return (zu * s_row - pu(op.mv_block(consts, pzv)), zv * s_row - pv(op.rmv_block(consts, pzu)))
+
+    def solve(r1, r2):
+        # symmetric: the transpose solve is the solve (grad, jacrev, hessian)
+        r1, r2 = jnp.where(skip_row, 0.0, r1), jnp.where(skip_row, 0.0, r2)
+        z = lax.custom_linear_solve(kmat, (pu(r1), pv(r2)), partial(_cg, tol=tol, maxiter=maxiter),
+                                    symmetric=True)
+        return pu(z[0]), pv(z[1])
+
+    return solve
+
+
+def _cg(matvec, b, *, tol, maxiter):
+    """Conjugate gradients for a positive definite ``matvec`` on a pair of
+    blocks, stopped at |r| <= tol |b| or ``maxiter`` steps.  (Not
+    ``jax.scipy.sparse.linalg.cg``: its ``device_put((b, x0))`` makes the start
+    vector depend on b, and ``custom_linear_solve`` then cannot be transposed.)"""
+
+    def dot(x, y):
+        return sum(jnp.sum(a * c) for a, c in zip(x, y, strict=True))
+
+    def axpy(a, x, y):
+        return tuple(a * xi + yi for xi, yi in zip(x, y, strict=True))
+
+    bb = dot(b, b)
+    stop = (tol * tol) * bb
+
+    def cond(state):
+        _, _, _, rr, i = state
+        return (rr > stop) & (i < maxiter)
+
+    def body(state):
+        x, r, p, rr, i = state
+        ap = matvec(p)
+        alpha = rr / dot(p, ap)
+        x = axpy(alpha, p, x)
+        r = axpy(-alpha, ap, r)
+        rr_new = dot(r, r)
+        p = axpy(rr_new / rr, p, r)
+        return x, r, p, rr_new, i + 1
+
+    x0 = tuple(jnp.zeros_like(bi) for bi in b)
+    x, *_ = lax.while_loop(cond, body, (x0, b, b, bb, jnp.zeros((), jnp.int32)))
+    return x
+
+
+def _series(args, terms_obj, *, op, k, p, tol, maxiter, vectors=True):
+    """Engine on the k computed triplets (unbatched)."""
+    consts = list(args[:-1])
+    out = svds_p.bind(*args, op=op, k=k, p=p, tol=tol, maxiter=maxiter, batch_shape=(),
+                      batched=(False,) * len(args))
+    u, s, v, _, _, nxt = out
+    rtol = max(tol, 4 * float(jnp.finfo(op.dtype).eps) * k)
+    # a tie at the cut: sigma_i (i <= k) coincides with the next Ritz value
+    s_, nxt_ = lax.stop_gradient(s), lax.stop_gradient(nxt)
+    cut = jnp.abs(s_ - nxt_) <= rtol * s_[..., :1]
+    skip = cut | (s_ <= rtol * s_[..., :1])
+    solver = _deflated_solver(op, consts, s, u, v, tol, maxiter, skip)  # s differentiable: hessians
+    ser = svd_series(s, u, v, terms_obj, complement=solver, extra_bad=cut, rtol=rtol, vectors=vectors)
+    return out, ser
+
+
+def _core_jvp(args, dfc, params):
+    op = params["op"]
+    consts = list(args[:-1])
+    out, ser = _series(args, _JvpTerms(op, consts, dfc), **params)
+    ds, du, dv = ser.s[0], ser.u[0], ser.v[0]
+    return out, [du, ds, dv] + [_compat.zero_tangent(x) for x in out[3:]]
+
+
+def _core_taylor(args, series, params):
+    op = params["op"]
+    consts = list(args[:-1])
+    order = len(series[0]) if series else 0
+    out, ser = _series(args, _JetTerms(op, consts, series, order), **params)
+    zeros = [[jnp.zeros_like(x) for _ in range(order)] for x in out[3:]]
+    return out, [ser.u, ser.s, ser.v] + zeros
+
+
+def _over_batch(fn, args, extra, batch_shape, batched):
+    """Apply an unbatched rule ``fn(args, extra)`` over the leading batch dims
+    (``extra`` holds per-input tangents or series, batched like the inputs)."""
+    if not batch_shape:
+        return fn(args, extra[0])
+    size = math.prod(batch_shape)
+    nb = len(batch_shape)
+
+    def flat(x, b):
+        return x.reshape((size,) + x.shape[nb:]) if b else x
+
+    fargs = [flat(x, b) for x, b in zip(args, batched, strict=True)]
+    fextra = jax.tree.map(lambda t, b: flat(t, b), extra[0], extra[1])
+    axes = [0 if b else None for b in batched]
+    eaxes = jax.tree.map(lambda t, b: 0 if b else None, extra[0], extra[1])
+    out = jax.vmap(lambda a, e: fn(a, e), in_axes=(axes, eaxes))(fargs, fextra)
+    return jax.tree.map(lambda o: o.reshape(batch_shape + o.shape[1:]), out)
+
+
+def _jvp(primals, tangents, *, batch_shape, batched, **params):
+    op = params["op"]
+    consts = primals[:-1]
+    dfc, fbat = [], []
+    for x, t, d, b in zip(consts, tangents[:-1], op.diff, batched[:-1], strict=True):
+        if d:
+            dfc.append(jnp.zeros_like(x) if type(t) is _compat.Zero else t)
+            fbat.append(b)
+
+    def rule(args, extra):
+        return _core_jvp(list(args), list(extra), params)
+
+    out, tans = _over_batch(rule, list(primals), (dfc, fbat), tuple(batch_shape), batched)
+    # the integer ``steps`` output has a float0 tangent whatever the batching
+    tans[4] = _compat.zero_tangent(out[4])
+    return out, tans
+
+
+def _taylor(primals_in, series_in, *, batch_shape, batched, **params):
+    op = params["op"]
+    consts = primals_in[:-1]
+    order = max((len(s) for s in series_in), default=0)
+    ser, sbat = [], []
+    for x, s, d, b in zip(consts, series_in[:-1], op.diff, batched[:-1], strict=True):
+        if d:
+            terms = [jnp.zeros_like(x) if (t is None or type(t) is _compat.Zero) else jnp.broadcast_to(
+                jnp.asarray(t, x.dtype), x.shape) for t in s] if s else [jnp.zeros_like(x)] * order
+            ser.append(terms)
+            sbat.append([b] * len(terms))
+
+    def rule(args, extra):
+        return _core_taylor(list(args), list(extra), params)
+
+    out, terms = _over_batch(rule, list(primals_in), (ser, sbat), tuple(batch_shape), batched)
+    return out, terms
+
+
+svds_p.def_impl(partial(jax.jit, static_argnames=("op", "k", "p", "tol", "maxiter", "batch_shape",
+                                                   "batched"))(_impl))
+svds_p.def_abstract_eval(_abstract_eval)
+_compat.def_lowering_from_fun(svds_p, _impl, multiple_results=True)
+_compat.def_batching(svds_p, _batch)
+_compat.def_jvp(svds_p, _jvp)
+_compat.def_taylor(svds_p, _taylor)
+
+
+# ---------------------------------------------------------------------------
+# public
+# ---------------------------------------------------------------------------
+
+
+def _is_bcoo(a) -> bool:
+    try:
+        from jax.experimental import sparse
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(a, sparse.BCOO)
+
+
+def _check_dtype(dtype, what):
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise NotImplementedError(
+            f"jaxsvd.svds supports real floating {what} only (complex input is planned); got {dtype}")
+    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        raise TypeError(f"jaxsvd.svds needs a float32 or float64 {what}; got {dtype}")
+    return dtype
+
+
+def _as_operator(a):
+    """(mv, rmv, m, n, dtype) for an array, a BCOO matrix or a lineax operator."""
+    if _is_bcoo(a):
+        if a.ndim != 2 or a.n_batch or a.n_dense:
+            raise ValueError(f"a BCOO matrix for jaxsvd.svds must be 2-D with no batch or dense dimensions; "
+                             f"got shape {a.shape} (n_batch={a.n_batch}, n_dense={a.n_dense})")
+        m, n = a.shape
+        dtype = a.dtype
+        if not jnp.issubdtype(dtype, jnp.floating):
+            a = a.astype(_float_default())
+        dtype = _check_dtype(a.dtype, "matrix")
+        at = a.T
+        return (lambda x: a @ x), (lambda y: at @ y), m, n, dtype
+    if isinstance(a, (jax.Array, np.ndarray, np.generic, list, tuple, float, int)):
+        raise AssertionError("arrays are handled by svds")  # pragma: no cover
+    # anything else must be a lineax operator
+    try:
+        import lineax as lx
+    except ImportError:
+        raise ImportError(
+            f"jaxsvd.svds got a {type(a).__name__}: matrix-free operators need lineax "
+            "(pip install 'jaxsvd[operators]'); arrays and jax.experimental.sparse.BCOO work without it"
+        ) from None
+    if not isinstance(a, lx.AbstractLinearOperator):
+        raise TypeError(f"jaxsvd.svds takes an array, a jax.experimental.sparse.BCOO matrix or a "
+                        f"lineax.AbstractLinearOperator; got {type(a).__name__}")
+    ins, outs = a.in_structure(), a.out_structure()
+    for st, what in ((ins, "input"), (outs, "output")):
+        if not isinstance(st, jax.ShapeDtypeStruct) or len(st.shape) != 1:
+            raise TypeError(f"jaxsvd.svds needs an operator whose {what} structure is a 1-D vector; "
+                            f"got {st}")
+    n, m = ins.shape[0], outs.shape[0]
+    dtype = _check_dtype(jnp.result_type(ins.dtype, outs.dtype), "operator")
+    try:
+        at = a.transpose()
+    except Exception as e:  # noqa: BLE001 - lineax raises several kinds
+        raise TypeError(f"jaxsvd.svds needs the operator's transpose (A^T y); "
+                        f"{type(a).__name__}.transpose() failed: {e}") from None
+    return a.mv, at.mv, m, n, dtype
+
+
+def _float_default():
+    return jnp.zeros((), jnp.float_).dtype
+
+
+def _check_k(k, r):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be a Python int (the number of triplets); got {k!r}")
+    k = int(k)
+    if not 1 <= k <= r:
+        raise ValueError(f"k={k} is out of range: need 1 <= k <= min(m, n) = {r}")
+    return k
+
+
+def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None):
+    tol = default_tol(dtype) if tol is None else float(tol)
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be a positive number; got {tol!r}")
+    if krylov_dim is None:
+        p = default_krylov_dim(k, r)
+    elif isinstance(krylov_dim, bool) or not isinstance(krylov_dim, (int, np.integer)) or krylov_dim <= k:
+        raise ValueError(f"krylov_dim must be an int > k = {k}; got {krylov_dim!r}")
+    else:
+        p = int(min(krylov_dim, r))
+    if maxiter is None:
+        maxiter = max(1000, 20 * p)
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        raise ValueError(f"maxiter must be a positive int; got {maxiter!r}")
+    return tol, int(maxiter), p
+
+
+def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
+    """:func:`svds` plus :class:`SvdsInfo` (residual estimates, Krylov steps)."""
+    if key is None:
+        key = jax.random.key(0)
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        kd = jax.random.key_data(key)
+    else:
+        kd = jnp.asarray(key)
+        if kd.dtype != jnp.uint32:
+            raise TypeError(f"key must be a jax.random key; got {key!r}")
+    if _is_bcoo(a) or not _looks_like_array(a):
+        mv, rmv, m, n, dtype = _as_operator(a)
+        r = min(m, n)
+        k = _check_k(k, r)
+        tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r, krylov_dim)
+        op = _Operator(mv, rmv, m, n, dtype)
+        return _bind(op, op.consts, kd, k, p, tol, maxiter)
+    a = jnp.asarray(a)
+    if a.ndim < 2:
+        raise ValueError(f"a must have at least 2 dimensions (..., m, n); got shape {a.shape}")
+    if jnp.issubdtype(a.dtype, jnp.complexfloating):
+        _check_dtype(a.dtype, "matrix")
+    if not jnp.issubdtype(a.dtype, jnp.floating):
+        a = a.astype(_float_default())
+    dtype = _check_dtype(a.dtype, "matrix")
+    m, n = a.shape[-2:]
+    r = min(m, n)
+    k = _check_k(k, r)
+    tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r, krylov_dim)
+
+    op = _dense_operator(m, n, dtype)
+
+    def one(a2):
+        return _bind(op, [a2, a2], kd, k, p, tol, maxiter)
+
+    f = one
+    for _ in range(a.ndim - 2):
+        f = jax.vmap(f)
+    return f(a)
+
+
+@functools.lru_cache(maxsize=64)
+def _dense_operator(m: int, n: int, dtype) -> _Operator:
+    """One operator per (m, n, dtype) for arrays (the matrix is its const input,
+    so eager calls reuse the compiled solver instead of retracing it)."""
+    z = np.broadcast_to(np.zeros((), dtype), (m, n))  # a placeholder view, no memory
+    op = _Operator(lambda x: jnp.matmul(z, x, precision=_HIGHEST),
+                   lambda y: jnp.matmul(y, z, precision=_HIGHEST), m, n, dtype)
+    assert len(op.consts) == 2 and op.n_mv == 1
+    op.consts = None  # the placeholders are not data: callers pass [a, a]
+    return op
+
+
+def _looks_like_array(a) -> bool:
+    return isinstance(a, (jax.Array, np.ndarray, np.generic, list, tuple, float, int)) or hasattr(a, "__array__")
+
+
+def _bind(op, consts, kd, k, p, tol, maxiter):
+    args = list(consts) + [kd]
+    u, s, v, res, steps, nxt = svds_p.bind(*args, op=op, k=k, p=p, tol=tol, maxiter=maxiter, batch_shape=(),
+                                           batched=(False,) * len(args))
+    return _compat.SVDResult(U=u, S=s, Vh=mT(v)), SvdsInfo(res, steps, nxt)
+
+
+def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
+    r"""The ``k`` largest singular triplets of a matrix or a matrix-free operator.
+
+    The triplets come from thick-restart Golub--Kahan--Lanczos bidiagonalisation
+    with full reorthogonalisation (jaxsvd/_krylov.py): only products ``A x`` and
+    ``A^T y`` are formed -- never an m x m, n x n or dense m x n copy of an
+    operator; memory O((m + n) p) beyond the operator for a Krylov dimension
+    ``p = min(min(m, n), max(2k + 8, k + 40))``.
+
+    Derivatives never differentiate the iterations: d sigma_i = u_i^T dA v_i,
+    and du, dv come from the series engine on the k triplets (pairs i, j <= k)
+    plus conjugate-gradient solves of the deflated system
+    ``[[s_i I, -A], [-A^T, s_i I]] z = r`` on the complement of the k triplets
+    (seed 002_*.txt; THEORY.md 6), positive definite there when
+    s_k > sigma_{k+1}.  ``jvp``, ``grad``, ``jacfwd``, ``jacrev``, ``hessian`` and
+    ``jet`` (any order: the Rayleigh--Schroedinger recursion of THEORY.md 2-3 with
+    the reduced resolvent applied by those solves, the operator's Taylor
+    coefficients from ``jet`` of its matvec) work, under ``jit`` and ``vmap``,
+    with respect to the array or to the arrays an operator closes over.
+
+    Args:
+      a: a real array ``(..., m, n)`` (batches as with :func:`svd`; integers
+        are promoted), a 2-D ``jax.experimental.sparse.BCOO`` matrix, or a
+        ``lineax.AbstractLinearOperator`` with 1-D vector input and output
+        structures and a transpose (lineax: ``pip install 'jaxsvd[operators]'``).
+      k: number of triplets, a Python int with ``1 <= k <= min(m, n)``.
+      tol: residual tolerance: a triplet is converged when the Lanczos estimate
+        of ``|A^T u_i - s_i v_i|`` is ``<= tol * s_1`` (``A v_i = s_i u_i`` holds
+        to rounding by construction).  Default 1e-7 (float32), 1e-12 (float64):
+        values and first derivatives to about 1e-5 (float32) and 1e-9 (float64)
+        relative where the relative gaps are >= 0.01.  The derivative solves use
+        the same tolerance (relative residual).
+      maxiter: the most Krylov steps (each one product with ``A`` and one with
+        ``A^T``); default ``max(1000, 20 p)``.  Also the conjugate-gradient bound.
+      key: ``jax.random`` key for the start vector (default ``key(0)``): same
+        key, same result.
+      krylov_dim: Krylov dimension p > k (an extension of DESIGN.md's
+        signature, like scipy's ``ncv``): memory is O((m + n) p); default
+        ``min(min(m, n), max(2k + 8, k + 40))``.
+
+    Returns:
+      ``SVDResult(U, S, Vh)``: ``U`` ``(..., m, k)``, ``S`` ``(..., k)``
+      descending, ``Vh`` ``(..., k, n)``.  Signs of the vectors are arbitrary
+      (not LAPACK's).  A triplet that did not converge within ``maxiter`` is
+      NaN; NaN in the input gives NaN out (no exception, also under ``jit``).
+
+    Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol, 4 k eps)``
+    relative): derivatives of the vectors of a repeated or zero s_i, and of
+    values beyond the first order, are NaN; a tie at the cut (s_k equal to the
+    next Ritz value) makes the vectors of that cluster NaN.
+
+    Raises:
+      TypeError: non-integer ``k``; an unsupported ``a``; an operator without a
+        transpose or whose structures are not 1-D vectors; a non-float dtype.
+      ValueError: ``k`` out of range; ``a`` with fewer than 2 dimensions; bad
+        ``tol`` or ``maxiter``.
+      ImportError: an operator argument without lineax installed.
+      NotImplementedError: complex input.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> a = jnp.diag(jnp.array([5.0, 3.0, 2.0, 1.0]))
+      >>> jaxsvd.svds(a, 2).S
+      Array([5., 3.], dtype=float32)
+    """
+    return svds_with_info(a, k, tol=tol, maxiter=maxiter, key=key, krylov_dim=krylov_dim)[0]
