@@ -116,7 +116,7 @@ class _Spec:
 
     def _top(self, x):
         r = x.shape[-1]
-        return jnp.arange(r) < (r if self.k is None else self.k)
+        return jnp.broadcast_to(jnp.arange(r) < (r if self.k is None else self.k), x.shape)
 
     def values(self, x):
         """g(x), (..., r)."""
@@ -187,7 +187,7 @@ def _structure(s, spec, m: int, n: int):
         return jnp.zeros(s.shape, jnp.int32), nz
     split = nz[..., :-1] != nz[..., 1:]
     if spec.k is not None and spec.k < r:
-        split = split | (jnp.arange(r - 1) == spec.k - 1)
+        split = split | jnp.broadcast_to(jnp.arange(r - 1) == spec.k - 1, split.shape)
     rtol = float("inf")
     if spec.kind == "general":
         split = split | _kinked_between(s, spec)
@@ -247,7 +247,7 @@ def _g_series(s, sig, ids, spec, K: int):
         return [None] * K
     if spec.kind == "truncate":
         top = spec._top(s).astype(s.dtype)
-        mask = top[:, None] * top[None, :]
+        mask = top[..., :, None] * top[..., None, :]
         return [x * mask for x in sig]
     if spec.kind == "pinv":
         # inverse series of the top block: N_0 = diag(1/s), N_b = -N_0 sum_j S_j N_(b-j)
@@ -619,12 +619,13 @@ def projectors(a, k: int):
         val = mm(basis[..., :, :k], mT(basis[..., :, :k]))
         return _sym(prod) - lax.stop_gradient(_sym(prod)) + val
 
+    batch = a.shape[:-2]
     if k == r and m <= n:
-        pu = jnp.eye(m, dtype=a.dtype) + nan_guard
+        pu = jnp.broadcast_to(jnp.eye(m, dtype=a.dtype), batch + (m, m)) + nan_guard
     else:
         pu = exact(mm(g, mT(a)), u)
     if k == r and n <= m:
-        pv = jnp.eye(n, dtype=a.dtype) + nan_guard
+        pv = jnp.broadcast_to(jnp.eye(n, dtype=a.dtype), batch + (n, n)) + nan_guard
     else:
         pv = exact(mm(mT(a), g), mT(vt))
     return pu, pv

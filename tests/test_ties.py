@@ -490,3 +490,17 @@ def test_gmf_threshold_between_near_values():
     a = np.asarray(with_singular_values(3, 3, [2.0, 1.0 + 1e-3, 1.0 - 1e-3], seed=10))
     F = jaxsvd.generalized_matrix_function(lambda s: jnp.maximum(s - 1.0, 0.0))
     _check_against_mp(F, lambda x: R.mp_gmf(x, lambda s: max(s - 1, 0)), a, second=False)
+
+
+def test_batched_every_function():
+    # leading batch dimensions and vmap, for every function (mixed ties and generic)
+    batch = jnp.stack([jnp.asarray(MATS["Q_1123_P"]), jnp.asarray(_dir((4, 4), 28)), jnp.eye(4)])
+    h = jnp.asarray(_dir(batch.shape, 29))
+    fns = [polar_u, lambda x: jaxsvd.polar(x, side="left")[1], lambda x: jaxsvd.truncate(x, 2),
+           lambda x: jaxsvd.projectors(x, 4)[0], lambda x: jaxsvd.projectors(x, 1)[1], GMF["exp"][0]]
+    for f in fns:
+        y, t = jax.jvp(f, (batch,), (h,))
+        for i in range(batch.shape[0]):
+            yi, ti = jax.jvp(f, (batch[i],), (h[i],))
+            assert max_rel_err(y[i], yi) < 1e-14
+            np.testing.assert_allclose(np.asarray(t[i]), np.asarray(ti), rtol=1e-12, atol=1e-12)
