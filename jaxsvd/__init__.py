@@ -21,6 +21,10 @@ from ._svd import gaps as gaps
 from ._svd import svd as svd
 from ._svd import svdvals as svdvals
 from ._svds import svds as svds
+from ._ties import generalized_matrix_function as generalized_matrix_function
+from ._ties import polar as polar
+from ._ties import projectors as projectors
+from ._ties import truncate as truncate
 from ._triplet import singular_triplet as singular_triplet
 
 try:
@@ -29,6 +33,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "derivatives", "gaps", "hessian", "hvp", "jacobian", "ky_fan_norm", "montecarlo", "nuclear_norm",
-    "schatten_norm", "singular_triplet", "spectral_function", "spectral_norm", "svd", "svds", "svdvals",
+    "derivatives", "gaps", "generalized_matrix_function", "hessian", "hvp", "jacobian", "ky_fan_norm",
+    "montecarlo", "nuclear_norm", "polar", "projectors", "schatten_norm", "singular_triplet",
+    "spectral_function", "spectral_norm", "svd", "svds", "svdvals", "truncate",
 ]

@@ -135,6 +135,7 @@ def svd_series(
     complement: Optional[Callable] = None,
     extra_bad=None,
     rtol: Optional[float] = None,
+    ids=None,
 ) -> SVDSeries:
     """Taylor coefficients of the SVD of ``A_0 + sum_j terms[j-1] x^j``.
 
@@ -165,6 +166,10 @@ def svd_series(
         (a tie at the cut of a partial basis).
       rtol: relative tolerance for coincident singular values (default
         :func:`jaxsvd._spectrum.degeneracy_tol`'s).
+      ids: cluster ids (..., r) overriding :func:`_spectrum.cluster_ids` (sorted
+        runs; equal ids = one cluster).  The cluster equations hold for any
+        s_i, s_j, so merging near ties (or, for the polar factor, everything)
+        gives a valid block series without 1/(s_i - s_j); see jaxsvd/_ties.py.
 
     Returns:
       :class:`SVDSeries` with K coefficients each.
@@ -177,7 +182,7 @@ def svd_series(
     ops = terms if isinstance(terms, TermProducts) else DenseTerms(terms)
     K = ops.order if num_orders is None else int(num_orders)
     nterms = min(ops.order, K)  # A_j = 0 for j > len(terms): their products are skipped
-    ps = pair_structure(s, cols, m, n, rtol=rtol)
+    ps = pair_structure(s, cols, m, n, rtol=rtol, ids=ids)
     sc = s if not sel else take_cols(s, cols)
     uc0 = u0_cols if u0_cols is not None else (take_cols(u, cols) if sel else u)
     vc0 = v0_cols if v0_cols is not None else (take_cols(v, cols) if sel else v)

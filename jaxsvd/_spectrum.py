@@ -75,7 +75,7 @@ class PairStructure(NamedTuple):
     keep_pair: jnp.ndarray  # (..., r, c) bool: neither sigma_i nor sigma_j degenerate
 
 
-def pair_structure(s, cols: tuple[int, ...], m: int, n: int, *, rtol=None) -> PairStructure:
+def pair_structure(s, cols: tuple[int, ...], m: int, n: int, *, rtol=None, ids=None) -> PairStructure:
     """Gap reciprocals for the engine and the closed forms.
 
     ``keep_pair`` marks the pairs whose reciprocals may be differentiated:
@@ -84,9 +84,10 @@ def pair_structure(s, cols: tuple[int, ...], m: int, n: int, *, rtol=None) -> Pa
     of a reciprocal that involves a degenerate sigma is not the derivative of
     the series.  Rules multiply with :func:`guarded_mul` (the derivative is
     then NaN where it matters and exact elsewhere).  Taylor mode (the engine at
-    order K) does not differentiate the rule and stays exact.
+    order K) does not differentiate the rule and stays exact.  ``ids``
+    overrides :func:`cluster_ids` (see ``_series.svd_series``).
     """
-    ids = cluster_ids(s, m, n, rtol)
+    ids = cluster_ids(s, m, n, rtol) if ids is None else lax.stop_gradient(ids)
     tol = degeneracy_tol(s, m, n, rtol)
     bad_all = degenerate(s, m, n, rtol)
     sc = take_cols(s, cols)
@@ -183,3 +184,53 @@ def spectral_pairs(s, m: int, n: int) -> SpectralPairs:
     inv_sum = _safe_recip(s[..., :, None] + s[..., None, :], ~both_zero)
     inv_s = _safe_recip(s, ~zero)
     return SpectralPairs(same, near, zero, both_zero, inv_diff, inv_sum, inv_s)
+
+
+# ---------------------------------------------------------------------------
+# gauge-invariant functions through ties (polar, U g(S) V^T), jaxsvd/_ties.py
+# ---------------------------------------------------------------------------
+
+
+def tie_merge_rtol(dtype) -> float:
+    """Relative gap below which a generalized matrix function merges singular values.
+
+    ``eps ** (1/9)`` (1.8e-2 in float64, 0.17 in float32).  Inside a merged
+    cluster g is expanded in a Taylor series about the cluster's mean, with
+    enough terms (jaxsvd/_ties.py: 8 beyond the order) that the truncation,
+    ~ (gap/2) ** 9, stays below eps; outside, the order-k coefficient's divided
+    differences lose ~ eps / gap ** k to cancellation (float64: 1e-14 at k = 1,
+    7e-13 at k = 2).  Where g is not analytic that far the cluster is split
+    (the expansion must reproduce g(s_i) - g(s_j) to rounding).
+    """
+    return float(jnp.finfo(dtype).eps) ** (1.0 / 9.0)
+
+
+def near_cluster_ids(s, m: int, n: int, rtol: float, split=None):
+    """Cluster ids (..., r) that merge near ties: sorted runs, each within ``rtol``
+    of its first (largest) value, coincident values always together.
+
+    ``split`` (..., r - 1) bool forces a new cluster between s_i and s_(i+1)
+    unless they coincide (within :func:`degeneracy_tol`); ``rtol = inf`` merges
+    everything not split.  Anchored at each run's first value (not chained), so a
+    dense spectrum never merges into one wide cluster.
+    """
+    s = lax.stop_gradient(s)
+    r = s.shape[-1]
+    zero = jnp.zeros(s.shape[:-1] + (1,), jnp.int32)
+    if r <= 1:
+        return jnp.zeros(s.shape, jnp.int32)
+    tol = degeneracy_tol(s, m, n)[..., 0]
+    if split is None:
+        split = jnp.zeros(s.shape[:-1] + (r - 1,), bool)
+    far = rtol != float("inf")
+
+    def step(carry, x):
+        anchor, cid = carry
+        si, prev, sp = x
+        new = (prev - si > tol) & (sp | ((si < anchor * (1 - rtol)) if far else False))
+        cid = cid + new.astype(jnp.int32)
+        return (jnp.where(new, si, anchor), cid), cid
+
+    xs = tuple(jnp.moveaxis(x, -1, 0) for x in (s[..., 1:], s[..., :-1], split))
+    _, ids = lax.scan(step, (s[..., 0], zero[..., 0]), xs)
+    return jnp.concatenate([zero, jnp.moveaxis(ids, 0, -1)], axis=-1)

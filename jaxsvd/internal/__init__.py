@@ -13,8 +13,11 @@ from .._spectrum import DEGENERACY_ULPS as DEGENERACY_ULPS
 from .._spectrum import cluster_ids as cluster_ids
 from .._spectrum import degeneracy_tol as degeneracy_tol
 from .._spectrum import degenerate as degenerate
+from .._spectrum import near_cluster_ids as near_cluster_ids
 from .._spectrum import near_tie_rtol as near_tie_rtol
 from .._spectrum import pair_structure as pair_structure
 from .._spectrum import spectral_pairs as spectral_pairs
+from .._spectrum import tie_merge_rtol as tie_merge_rtol
 from .._svd import svd_p as svd_p
+from .._ties import tie_p as tie_p
 from .._triplet import triplet_p as triplet_p

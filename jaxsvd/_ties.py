@@ -1,0 +1,693 @@
+"""Gauge-invariant functions of the SVD, exact through ties: the polar factor,
+generalized matrix functions ``U diag(g(s)) V^T``, the best rank-k approximation
+and the singular-subspace projectors.
+
+One primitive with its rules beside it (primal, JVP, transpose, Taylor,
+registration):
+
+    tie_p(a, s, U, Vt, h_1, ..., h_p; spec) = D^p F(a)[h_1, ..., h_p]
+
+for ``F(a) = U diag(g(s)) Vt`` (thin), where ``(s, U, Vt)`` is the SVD of ``a``
+(a cache of the factorisation: its tangents are ignored).  Every such F is a
+gradient, ``F = grad Phi`` with ``Phi(A) = sum_i G(sigma_i)``, ``G' = g``, so
+``D^p F`` is a symmetric (p+1)-linear form in the directions:
+
+  * JVP:       along ``da`` it is ``D^(p+1) F[h_1, ..., h_p, da]``, plus
+               ``D^p F[.., dh_i, ..]`` (linear in each h_i);
+  * transpose: in h_i, ``ct -> D^p F[h_1, .., ct, .., h_p]`` (symmetry of D^(p+1) Phi);
+  * Taylor:    the series of F along ``a + sum_j A_j x^j`` (p = 0).
+
+So jvp, grad, jacfwd, jacrev, hessian and jvp of jvp all re-enter one rule: the
+Taylor coefficients of F from the series engine in its cluster gauge
+(jaxsvd/_series.py with ``mask=False``).  There U(x), V(x) have orthonormal
+columns and ``U(x)^T A(x) V(x) = S(x)`` is block diagonal and symmetric, one
+block per cluster, so
+
+    F(A(x)) = U(x) g(S(x)) V(x)^T,     g applied to each symmetric block.
+
+The engine's cluster equations hold for any s_i, s_j inside a block (they
+divide by s_i + s_j only; the blocks absorb the differences), so the clusters
+are ours to choose -- the point of this module:
+
+  * polar (g = 1): one cluster.  ``F_n = sum_{a+c=n} U_a V_c^T``: no
+    1/(s_i - s_j) anywhere, the skew parts through 1/(s_i + s_j), the null
+    spaces through 1/s_j (DESIGN.md "Exact through ties");
+  * truncate (g = s on the top k) and the projectors (g = 1/s on the top k;
+    ``P_U = G A^T``, ``P_V = A^T G``): two clusters split at the cut, where
+    ``g(S)`` is ``S_top`` or the inverse series of ``S_top`` -- exact;
+  * a general g: near ties merged (relative gap <= ``_spectrum.tie_merge_rtol``,
+    eps**(1/9)); inside a cluster ``g(S(x)) = sum_j g^(j)(c)/j! (S(x) - c)^j``
+    about the cluster's mean c, NEAR_EXTRA terms beyond the order (the
+    divided differences (g_i - g_j)/(s_i - s_j) through their Taylor
+    expansion, error ~ (gap/2)**(NEAR_EXTRA + 1)); different clusters meet through
+    the engine's 1/(s_i - s_j), >= the merge gap.  Where g is not smooth between
+    two near values -- its expansion does not reproduce g(s_i) - g(s_j) to
+    rounding -- the cluster is split there (direct quotient).
+
+Zero singular values: the engine's non-zero columns are exact, and the rest
+of A is ``Z(x) = A(x) - U_nz(x) S_nz(x) V_nz(x)^T = O(x)``, on which F acts as
+the odd extension of g: ``sum_k c_(2k+1) Z (Z^T Z)^k`` (c_j the Taylor
+coefficients of g at 0).  The n-th derivative exists iff c_0 = c_2 = ... =
+c_(2k) = 0 for 2k <= n (g(s)/s -> g'(0) on the null spaces at first order).
+
+``D^p F`` from the order-p coefficient ``c_p(H)`` along ``a + x H``, a
+homogeneous polynomial of degree p (``c_p(H) = D^p F[H, ..., H] / p!``):
+``D^p F[h_1, ..., h_p] = D^(p-1) c_p(h_1)[h_2, ..., h_p]`` by p - 1 nested jvps
+of the engine in its terms (the factorisation is fixed: nothing differentiates
+the basis, so no gauge enters).
+
+NaN where F is not p times differentiable (order p of the rule):
+  * polar: a zero singular value (rank-deficient a);
+  * truncate / projectors: sigma_k = sigma_(k+1) (within the degeneracy
+    tolerance of _spectrum.py); projectors with k = min(m, n): sigma_k = 0;
+  * general g: g not C^p at some non-zero sigma_i (its Taylor coefficients at
+    sigma_i (1 -+ 16 eps) disagree beyond sqrt(eps)), the zero rule above,
+    non-finite values.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from . import _compat
+from ._nanmask import nan_unless
+from ._series import mm, mT, svd_series
+from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
+from ._svd import as_matrix
+
+#: Taylor terms of g beyond the order inside a merged near-tie cluster
+NEAR_EXTRA = 8
+#: one-sided probes for kinks of g at s (1 -+ _SIDE_ULPS eps)
+_SIDE_ULPS = 16
+
+# ---------------------------------------------------------------------------
+# the function g: values and Taylor coefficients (all (..., r))
+# ---------------------------------------------------------------------------
+
+
+def _over_batch(fn, x):
+    """Apply ``fn`` (on one vector (r,)) to x of shape (..., r) with vmap."""
+    batch, r = x.shape[:-1], x.shape[-1]
+    out = jax.vmap(fn)(x.reshape((-1, r)))
+    if isinstance(out, (list, tuple)):
+        return [o.reshape(batch + o.shape[1:]) for o in out]
+    return out.reshape(batch + out.shape[1:])
+
+
+class _Spec:
+    """Static parameter of ``tie_p``: which F (hashed by identity).
+
+    kind: "polar" (g = 1), "truncate" (g = s on the top k), "pinv" (g = 1/s on
+    the top k), "general" (an elementwise user g).
+    """
+
+    def __init__(self, kind: str, name: str, k=None, g=None):
+        self.kind, self.name, self.k, self.g = kind, name, k, g
+
+    def __repr__(self):
+        return f"tie<{self.name}>"
+
+    def _top(self, x):
+        r = x.shape[-1]
+        return jnp.broadcast_to(jnp.arange(r) < (r if self.k is None else self.k), x.shape)
+
+    def values(self, x):
+        """g(x), (..., r)."""
+        if self.kind == "polar":
+            return jnp.ones_like(x)
+        top = self._top(x)
+        if self.kind == "truncate":
+            return jnp.where(top, x, 0.0)
+        if self.kind == "pinv":
+            return jnp.where(top, 1.0 / jnp.where(top, x, 1.0), 0.0)
+        return _over_batch(self.g, x).astype(x.dtype)
+
+    def taylor(self, x, J: int):
+        """[d_0, ..., d_J] with d_j = g^(j)(x) / j!."""
+        zeros = [jnp.zeros_like(x)] * J
+        if self.kind == "polar":
+            return [jnp.ones_like(x)] + zeros
+        top = self._top(x)
+        if self.kind == "truncate":
+            return [jnp.where(top, x, 0.0), top.astype(x.dtype)] + zeros[1:]
+        if self.kind == "pinv":
+            inv = jnp.where(top, 1.0 / jnp.where(top, x, 1.0), 0.0)
+            return [inv * (-inv) ** j for j in range(J + 1)]
+
+        def one(x1):
+            series = [jnp.ones_like(x1)] + [jnp.zeros_like(x1)] * (J - 1)
+            y0, ys = _compat.jet(self.g, (x1,), (series,), factorial_scaled=False)
+            return [y0] + [jnp.broadcast_to(jnp.asarray(y, x1.dtype), x1.shape) for y in ys]
+
+        return [d.astype(x.dtype) for d in _over_batch(one, x)]
+
+
+# ---------------------------------------------------------------------------
+# clusters and existence (stop-gradient data)
+# ---------------------------------------------------------------------------
+
+
+def _kinked_between(s, spec):
+    """(..., r-1): g is not smooth between s_i and s_(i+1): its Taylor series
+    about their midpoint, or about either of them, does not reproduce
+    g(s_i) - g(s_(i+1)) to rounding (a midpoint on a kink alone would: its
+    one-sided average slope)."""
+    eps = float(jnp.finfo(s.dtype).eps)
+    mid = 0.5 * (s[..., :-1] + s[..., 1:])
+    dm = spec.taylor(jnp.concatenate([mid, s[..., -1:]], axis=-1), NEAR_EXTRA)
+    ds = spec.taylor(s, NEAR_EXTRA)
+    lo, hi = s[..., :-1] - mid, s[..., 1:] - mid
+    step = s[..., 1:] - s[..., :-1]
+    js = range(1, NEAR_EXTRA + 1)
+    gv = spec.values(s)
+    gmax = jnp.max(jnp.abs(gv), axis=-1, keepdims=True)
+    direct = gv[..., :-1] - gv[..., 1:]
+    # to rounding: the expansion is what the derivatives use inside a cluster
+    tol = 64 * eps * (jnp.abs(gv[..., :-1]) + jnp.abs(gv[..., 1:]) + gmax / 64)
+    about_mid = sum(dm[j][..., :-1] * (lo ** j - hi ** j) for j in js)
+    from_left = -sum(ds[j][..., :-1] * step ** j for j in js)
+    from_right = sum(ds[j][..., 1:] * (-step) ** j for j in js)
+    ok = [jnp.abs(direct - x) <= tol for x in (about_mid, from_left, from_right)]
+    return ~(ok[0] & ok[1] & ok[2])
+
+
+def _structure(s, spec, m: int, n: int):
+    """(ids, nz): the engine's clusters for this F and the non-zero mask."""
+    s = lax.stop_gradient(s)
+    r = s.shape[-1]
+    nz = s > degeneracy_tol(s, m, n)
+    if r == 1:
+        return jnp.zeros(s.shape, jnp.int32), nz
+    split = nz[..., :-1] != nz[..., 1:]
+    if spec.k is not None and spec.k < r:
+        split = split | jnp.broadcast_to(jnp.arange(r - 1) == spec.k - 1, split.shape)
+    rtol = float("inf")
+    if spec.kind == "general":
+        split = split | _kinked_between(s, spec)
+        rtol = tie_merge_rtol(s.dtype)
+    return near_cluster_ids(s, m, n, rtol, split), nz
+
+
+def _exists(s, spec, m: int, n: int, order: int):
+    """(...,) bool: F is ``order`` times differentiable at a (see module doc)."""
+    s = lax.stop_gradient(s)
+    r = s.shape[-1]
+    eps = float(jnp.finfo(s.dtype).eps)
+    tau = math.sqrt(eps)
+    tol = degeneracy_tol(s, m, n)[..., 0]
+    nz = s > tol[..., None]
+    if spec.kind == "polar":
+        return jnp.all(nz, axis=-1)
+    ok = jnp.ones(s.shape[:-1], bool)
+    k = spec.k
+    if spec.kind in ("truncate", "pinv") and k < r:
+        ok = ok & (s[..., k - 1] - s[..., k] > tol)
+    if spec.kind == "pinv":
+        ok = ok & (s[..., k - 1] > tol)
+    if spec.kind in ("truncate", "pinv"):
+        return ok
+    # general g: smooth at every non-zero sigma_i, to order ``order``
+    gv = spec.values(s)
+    smax = s[..., :1]
+    d = spec.taylor(s, order)
+    gscale = jnp.max(jnp.abs(gv) + jnp.abs(d[1] * s), axis=-1)
+    delta = _SIDE_ULPS * eps
+    dp, dm = spec.taylor(s * (1 + delta), order), spec.taylor(s * (1 - delta), order)
+    for j in range(order + 1):
+        pw = s ** j
+        agree = jnp.abs(dp[j] - dm[j]) * pw <= tau * (jnp.abs(dp[j]) + jnp.abs(dm[j])) * pw + eps * gscale[..., None]
+        ok = ok & jnp.all(~nz | (agree & jnp.isfinite(d[j])), axis=-1)
+    # zero singular values: the odd extension of g must be C^order at 0
+    c = [x[..., -1] for x in spec.taylor(jnp.zeros_like(s), order)]
+    zero_ok = jnp.isfinite(c[0]) & (jnp.abs(c[0]) <= tau * gscale)
+    for j in range(1, order + 1):
+        zero_ok = zero_ok & jnp.isfinite(c[j])
+        if j % 2 == 0:
+            zero_ok = zero_ok & (jnp.abs(c[j]) * smax[..., 0] ** j <= tau * gscale)
+    ok = ok & (jnp.all(nz, axis=-1) | zero_ok)
+    return ok & jnp.all(jnp.isfinite(gv), axis=-1)
+
+
+# ---------------------------------------------------------------------------
+# the series of F along A(x) = a + sum_j terms[j-1] x^j
+# ---------------------------------------------------------------------------
+
+
+def _g_series(s, sig, ids, spec, K: int):
+    """[G_1, ..., G_K] (r x r) of g(S(x)), S(x) = diag(s) + sum_b sig[b-1] x^b
+    block diagonal (G_0 = diag(g(s)) is used separately).  None = zero."""
+    if spec.kind == "polar":
+        return [None] * K
+    if spec.kind == "truncate":
+        top = spec._top(s).astype(s.dtype)
+        mask = top[..., :, None] * top[..., None, :]
+        return [x * mask for x in sig]
+    if spec.kind == "pinv":
+        # inverse series of the top block: N_0 = diag(1/s), N_b = -N_0 sum_j S_j N_(b-j)
+        n0 = spec.values(s)
+        ns = [None]
+        for b in range(1, K + 1):
+            acc = sig[b - 1] * n0[..., None, :]
+            for j in range(1, b):
+                acc = acc + mm(sig[j - 1], ns[b - j])
+            ns.append(-n0[..., :, None] * acc)
+        return ns[1:]
+    # general g: Taylor series about each cluster's mean c (constant on blocks,
+    # so diag(g^(j)(c)) commutes with the block-diagonal S(x) - c)
+    same = ids[..., :, None] == ids[..., None, :]
+    c = jnp.sum(jnp.where(same, s[..., None, :], 0.0), axis=-1) / jnp.sum(same, axis=-1).astype(s.dtype)
+    e0 = s - c
+    J = K + NEAR_EXTRA
+    d = spec.taylor(c, J)
+    gs = [jnp.zeros_like(sig[0]) for _ in range(K)]
+    # power j of E(x) = diag(e0) + sum_b sig_b x^b: order 0 a vector (diagonal)
+    p0, pw = e0, list(sig)  # E^1
+    for j in range(1, J + 1):
+        for b in range(K):
+            gs[b] = gs[b] + d[j][..., :, None] * pw[b]
+        if j == J:
+            break
+        new = []
+        for b in range(1, K + 1):  # order b of E^(j+1) = sum_t E_t P_(b-t)
+            acc = e0[..., :, None] * pw[b - 1] + sig[b - 1] * p0[..., None, :]
+            for t in range(1, b):
+                acc = acc + mm(sig[t - 1], pw[b - t - 1])
+            new.append(acc)
+        p0, pw = p0 * e0, new
+    return gs
+
+
+def _triple(us, g0, gs, vs, K: int):
+    """[F_1..F_K], F_n = sum_{a+b+c=n} U_a G_b V_c^T, G_0 = diag(g0)."""
+    ys = []
+    for j in range(K + 1):  # Y_j = sum_{b+c=j} G_b V_c^T
+        y = g0[..., :, None] * mT(vs[j])
+        for b in range(1, j + 1):
+            if gs[b - 1] is not None:
+                y = y + mm(gs[b - 1], mT(vs[j - b]))
+        ys.append(y)
+    return [sum(mm(us[a], ys[nn - a]) for a in range(nn + 1)) for nn in range(1, K + 1)]
+
+
+def _odd_series(zs, c, K: int):
+    """Orders 1..K of sum_k c_(2k+1) Z (Z^T Z)^k for Z(x) = sum_{n>=1} zs[n-1] x^n."""
+    z = [None] + list(zs)
+    out = [c[1][..., None, None] * x for x in zs]
+    if K < 3:
+        return out
+    w = [None, None] + [sum(mm(mT(z[a]), z[nn - a]) for a in range(1, nn)) for nn in range(2, K + 1)]
+    q = z
+    for k in range(1, (K - 1) // 2 + 1):
+        q = [None] * (2 * k + 1) + [sum(mm(q[a], w[nn - a]) for a in range(2 * k - 1, nn - 1))
+                                    for nn in range(2 * k + 1, K + 1)]
+        for nn in range(2 * k + 1, K + 1):
+            out[nn - 1] = out[nn - 1] + c[2 * k + 1][..., None, None] * q[nn]
+    return out
+
+
+def _f_series(s, u, v, terms, spec, K: int):
+    """Unscaled Taylor coefficients F_1..F_K (unmasked)."""
+    m, n = u.shape[-2], v.shape[-2]
+    ids, nz = _structure(s, spec, m, n)
+    ser = svd_series(s, u, v, terms, mask=False, ids=ids, num_orders=K)
+    us, vs = [u] + ser.u, [v] + ser.v
+    w = nz.astype(s.dtype)
+    wm = w[..., :, None] * w[..., None, :]
+    gs = [None if x is None else x * wm for x in _g_series(s, ser.blocks, ids, spec, K)]
+    out = _triple(us, spec.values(s) * w, gs, vs, K)
+    if spec.kind == "polar" or (spec.k is not None and spec.k < s.shape[-1]):
+        return out  # no zero singular value can matter (NaN, or below the cut where g = 0)
+    # zero singular values: F acts on Z = A - U_nz S_nz V_nz^T as g's odd extension
+    recon = _triple(us, s * w, [x * wm for x in ser.blocks], vs, K)
+    zs = [(terms[j] if j < len(terms) else 0.0) - recon[j] for j in range(K)]
+    c = [x[..., -1] for x in spec.taylor(jnp.zeros_like(s), K)]
+    odd = _odd_series(zs, c, K)
+    anyzero = jnp.any(~nz, axis=-1)[..., None, None]
+    return [f + jnp.where(anyzero, o, 0.0) for f, o in zip(out, odd, strict=True)]
+
+
+def _nan_unless_ok(x, ok):
+    return jnp.where(ok[..., None, None], x, jnp.asarray(jnp.nan, x.dtype))
+
+
+def _multilinear(s, u, vt, hs, spec):
+    """D^p F[h_1, ..., h_p] = D^(p-1) c_p(h_1)[h_2, ..., h_p] (module doc)."""
+    p = len(hs)
+    v = mT(vt)
+    m, n = u.shape[-2], v.shape[-2]
+
+    def coef(h):
+        return _f_series(s, u, v, [h], spec, p)[p - 1]
+
+    fn = coef
+    for h in hs[1:]:
+        fn = (lambda f, d: (lambda x: jax.jvp(f, (x,), (d,))[1]))(fn, h)
+    return _nan_unless_ok(fn(hs[0]), _exists(s, spec, m, n, p))
+
+
+# ---------------------------------------------------------------------------
+# primal
+# ---------------------------------------------------------------------------
+
+tie_p = _compat.new_primitive("jaxsvd_tie")
+
+
+def _impl(a, s, u, vt, *hs, spec):
+    if not hs:
+        return mm(u * spec.values(s)[..., None, :], vt)
+    return _multilinear(s, u, vt, hs, spec)
+
+
+def _abstract(a, s, u, vt, *hs, spec):
+    return _compat.ShapedArray(a.shape, a.dtype)
+
+
+def _batch(args, dims, *, spec):
+    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+    moved = [jnp.moveaxis(x, d, 0) if d is not None else jnp.broadcast_to(x, (size,) + x.shape)
+             for x, d in zip(args, dims, strict=True)]
+    return tie_p.bind(*moved, spec=spec), 0
+
+
+# ---------------------------------------------------------------------------
+# first order (and every order by re-entry): D^p F -> D^(p+1) F
+# ---------------------------------------------------------------------------
+
+
+def _jvp(primals, tangents, *, spec):
+    a, s, u, vt, *hs = primals
+    da, _, _, _, *dhs = tangents  # (s, U, Vt) is a cache of svd(a): no tangent of its own
+    y = tie_p.bind(*primals, spec=spec)
+    outs = []
+    if type(da) is not _compat.Zero:
+        outs.append(tie_p.bind(a, s, u, vt, *hs, da, spec=spec))
+    for i, dh in enumerate(dhs):
+        if type(dh) is not _compat.Zero:
+            outs.append(tie_p.bind(a, s, u, vt, *hs[:i], dh, *hs[i + 1:], spec=spec))
+    if not outs:
+        return y, jnp.zeros_like(y)
+    out = outs[0]
+    for t in outs[1:]:
+        out = out + t
+    return y, out
+
+
+def _transpose(ct, a, s, u, vt, *hs, spec):
+    # D^p F is symmetric in all p + 1 directions (F is a gradient)
+    lin = [i for i, h in enumerate(hs) if _compat.is_undefined_primal(h)]
+    if len(lin) != 1 or _compat.is_undefined_primal(a):
+        raise NotImplementedError("tie_p is linear in one direction at a time")
+    i = lin[0]
+    if type(ct) is _compat.Zero:
+        res = ct
+    else:
+        args = list(hs)
+        args[i] = ct
+        res = tie_p.bind(a, s, u, vt, *args, spec=spec)
+    return [None] * 4 + [res if j == i else None for j in range(len(hs))]
+
+
+# ---------------------------------------------------------------------------
+# Taylor mode: the series of F itself (unscaled coefficients in and out)
+# ---------------------------------------------------------------------------
+
+
+def _taylor(primals_in, series_in, *, spec):
+    # p = 0: the series of F itself.  p >= 1: the series of x -> D^p F(A(x))[h_1(x), ..]
+    # = the coefficient of l_1 .. l_p in F(A(x) + sum_i l_i h_i(x)); with l_i = x mu_i
+    # that is a single path with terms B_k = A_k + sum_i mu_i h_(i,k-1), and order n
+    # of the derivative is the mu_1 .. mu_p-multilinear part of order n + p.
+    a, s, u, vt, *hs = primals_in
+    sa, _, _, _, *shs = series_in
+    terms = [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sa]
+    K, p = len(terms), len(hs)
+    m, n = a.shape[-2:]
+    v = mT(vt)
+    y0 = tie_p.bind(a, s, u, vt, *hs, spec=spec)
+    if p == 0:
+        fs = _f_series(s, u, v, terms, spec, K)
+    else:
+        hser = [[h] + [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sh]
+                for h, sh in zip(hs, shs, strict=True)]
+        L = K + p
+
+        def coefs(mu):
+            path = []
+            for k in range(1, L + 1):
+                b = terms[k - 1] if k <= K else jnp.zeros_like(a)
+                for i in range(p):
+                    if k - 1 <= K:
+                        b = b + mu[i] * hser[i][k - 1]
+                path.append(b)
+            return _f_series(s, u, v, path, spec, L)[p:]
+
+        fn = coefs
+        for i in range(p):
+            e = jnp.zeros((p,), a.dtype).at[i].set(1.0)
+            fn = (lambda f, d: (lambda x: jax.jvp(f, (x,), (d,))[1]))(fn, e)
+        fs = fn(jnp.zeros((p,), a.dtype))
+    # These coefficients are jnp code on the cached factorisation, whose tangents
+    # are not tracked: a derivative of them with respect to ``a`` (grad of jet)
+    # would silently miss the basis's motion.  Make it NaN instead (value 1,
+    # derivative NaN; the derivative in the terms A_1.. stays exact).
+    x = a - lax.stop_gradient(a)
+    marker = 1 + jnp.sum(nan_unless(x, jnp.zeros(x.shape, bool), face="reverse") - x, axis=(-2, -1))
+    return y0, [_nan_unless_ok(f, _exists(s, spec, m, n, j + p)) * marker[..., None, None]
+                for j, f in enumerate(fs, start=1)]
+
+
+# ---------------------------------------------------------------------------
+# registration
+# ---------------------------------------------------------------------------
+
+tie_p.def_impl(partial(jax.jit, static_argnames=("spec",))(_impl))
+tie_p.def_abstract_eval(_abstract)
+_compat.def_lowering_from_fun(tie_p, _impl, multiple_results=False)
+_compat.def_batching(tie_p, _batch)
+_compat.def_jvp(tie_p, _jvp)
+_compat.def_transpose(tie_p, _transpose)
+_compat.def_taylor(tie_p, _taylor)
+
+
+# ---------------------------------------------------------------------------
+# public functions
+# ---------------------------------------------------------------------------
+
+
+def _checked(a):
+    a = as_matrix(a)
+    if 0 in a.shape[-2:]:
+        raise ValueError(f"a must be a non-empty matrix; got shape {a.shape}")
+    return a
+
+
+def _factor(a):
+    u, s, vt = lax.linalg.svd(lax.stop_gradient(a), full_matrices=False)
+    return s, u, vt
+
+
+def _apply(a, spec, factors=None):
+    s, u, vt = _factor(a) if factors is None else factors
+    return tie_p.bind(a, s, u, vt, spec=spec)
+
+
+def _static_k(k, r: int):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        try:
+            k2 = int(k)
+        except Exception:  # noqa: BLE001
+            raise TypeError(f"k must be a static Python int, got {k!r}") from None
+        if k2 != k:
+            raise TypeError(f"k must be an integer, got {k!r}")
+        k = k2
+    k = int(k)
+    if not 1 <= k <= r:
+        raise ValueError(f"k={k} must satisfy 1 <= k <= min(m, n) = {r}")
+    return k
+
+
+_POLAR = _Spec("polar", "polar")
+
+
+@functools.lru_cache(maxsize=None)
+def _spec_truncate(k: int):
+    return _Spec("truncate", f"truncate_{k}", k=k)
+
+
+@functools.lru_cache(maxsize=None)
+def _spec_pinv(k: int):
+    return _Spec("pinv", f"pinv_{k}", k=k)
+
+
+def _sym(x):
+    return 0.5 * (x + mT(x))
+
+
+def polar(a, side: str = "right"):
+    r"""Polar decomposition, differentiable through repeated singular values.
+
+    ``side="right"``: ``a = u p`` with ``p = (a^T a)^{1/2}`` (n x n);
+    ``side="left"``: ``a = p u`` with ``p = (a a^T)^{1/2}`` (m x m).  Like
+    :func:`jax.scipy.linalg.polar`; ``u = U V^T`` (m x n) has orthonormal columns
+    (rows when m < n) and is the orthogonal (Procrustes) factor.
+
+    Derivatives from the series engine with all singular values in one cluster:
+    the first order is ``du = U [(F - F^T) / (s_i + s_j)] V^T`` plus the null-space
+    parts through ``1/s_j`` (``F = U^T da V``) -- never ``1/(s_i - s_j)`` -- so
+    ``jvp``, ``grad``, ``hessian`` and ``jet`` are exact at rotations, the identity
+    and near ties alike.
+
+    At a rank-deficient ``a`` the factor ``u`` is not unique: the value returned
+    is ``U V^T`` of the SVD, and its derivatives are NaN (they do not exist).
+
+    Args:
+      a: real array ``(..., m, n)``.
+      side: ``"right"`` or ``"left"``.
+
+    Returns:
+      ``(u, p)``: ``u`` ``(..., m, n)``; ``p`` ``(..., n, n)`` (right) or ``(..., m, m)`` (left).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxsvd
+      >>> rot = jnp.array([[0.0, -1.0], [1.0, 0.0]])   # sigma_1 = sigma_2 = 1
+      >>> g = jax.grad(lambda a: jaxsvd.polar(a)[0][0, 1])(rot)
+      >>> bool(jnp.all(jnp.isfinite(g)))
+      True
+    """
+    if side not in ("right", "left"):
+        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    a = _checked(a)
+    u = _apply(a, _POLAR)
+    p = mm(mT(u), a) if side == "right" else mm(a, mT(u))
+    return u, _sym(p)
+
+
+def truncate(a, k: int):
+    r"""Best rank-k approximation ``U_k diag(s_k) V_k^T`` (Eckart--Young), ``(..., m, n)``.
+
+    Differentiable iff ``sigma_k > sigma_(k+1)``, whatever ties lie inside the
+    top k or below them: the series engine runs with two clusters split at the
+    cut, and no ``1/(s_i - s_j)`` is formed inside either.  NaN derivatives at
+    ``sigma_k = sigma_(k+1)``.
+
+    Args:
+      a: real array ``(..., m, n)``.
+      k: static int, ``1 <= k <= min(m, n)``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> jaxsvd.truncate(jnp.diag(jnp.array([3.0, 2.0, 1.0])), 2)[2, 2]
+      Array(0., dtype=float32)
+    """
+    a = _checked(a)
+    k = _static_k(k, min(a.shape[-2:]))
+    return _apply(a, _spec_truncate(k))
+
+
+def projectors(a, k: int):
+    r"""Projectors onto the top-k singular subspaces, ``(U_k U_k^T, V_k V_k^T)``.
+
+    Shapes ``(..., m, m)`` and ``(..., n, n)``.  Differentiable iff
+    ``sigma_k > sigma_(k+1)`` (for ``k = min(m, n)`` and m != n: iff
+    ``sigma_k > 0``; for a square ``a`` and k = n both are the identity).
+    Written as ``P_U = G a^T`` and ``P_V = a^T G`` with
+    ``G = U_k diag(1/s_k) V_k^T`` (a generalized matrix function, exact through
+    ties inside the top k and below it); NaN derivatives at ``sigma_k = sigma_(k+1)``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> pu, pv = jaxsvd.projectors(jnp.diag(jnp.array([3.0, 2.0, 1.0])), 1)
+      >>> pu[0, 0], pv[1, 1]
+      (Array(1., dtype=float32), Array(0., dtype=float32))
+    """
+    a = _checked(a)
+    m, n = a.shape[-2:]
+    r = min(m, n)
+    k = _static_k(k, r)
+    s, u, vt = _factor(a)
+    g = _apply(a, _spec_pinv(k), (s, u, vt))
+    nan_guard = 0.0 * jnp.sum(lax.stop_gradient(a), axis=(-2, -1))[..., None, None]  # NaN in, NaN out
+
+    def exact(prod, basis):  # value from the basis (accurate), derivative from the product
+        val = mm(basis[..., :, :k], mT(basis[..., :, :k]))
+        return _sym(prod) - lax.stop_gradient(_sym(prod)) + val
+
+    batch = a.shape[:-2]
+    if k == r and m <= n:
+        pu = jnp.broadcast_to(jnp.eye(m, dtype=a.dtype), batch + (m, m)) + nan_guard
+    else:
+        pu = exact(mm(g, mT(a)), u)
+    if k == r and n <= m:
+        pv = jnp.broadcast_to(jnp.eye(n, dtype=a.dtype), batch + (n, n)) + nan_guard
+    else:
+        pv = exact(mm(mT(a), g), mT(vt))
+    return pu, pv
+
+
+def generalized_matrix_function(g):
+    r"""Turn an elementwise function of the singular values into ``F(a) = U diag(g(s)) V^T``.
+
+    ``F(a)`` has the shape of ``a`` (thin factors); e.g. ``g = lambda s:
+    jnp.maximum(s - tau, 0)`` is singular value thresholding (the proximal
+    operator of ``tau * nuclear_norm``).  First derivative (THEORY.md 5, DESIGN.md):
+
+    .. math::
+
+        DF[H] = U\big[\tfrac{g_i - g_j}{s_i - s_j}\,\mathrm{sym}(\hat H)_{ij}
+              + \tfrac{g_i + g_j}{s_i + s_j}\,\mathrm{skew}(\hat H)_{ij}\big] V^T
+              + \text{null-space parts with } g(s_j)/s_j,
+
+    with ``g'(s_i)`` on the diagonal.  Computed from the series engine with
+    near ties (relative gap <= ``eps**(1/9)``) in one cluster, where the divided
+    differences become a Taylor expansion of g -- so ``jvp``, ``grad``,
+    ``hessian`` and ``jet`` are exact at exact and near ties.
+
+    Args:
+      g: elementwise function, ``(r,) -> (r,)``, smooth where it is to be
+        differentiated (JAX-differentiable, Taylor mode through ``jet``); it
+        must not close over traced values (pass parameters as Python constants).
+
+    Returns:
+      ``F`` taking ``(..., m, n)`` to ``(..., m, n)``.
+
+    Where derivatives do not exist (NaN): g not p times differentiable at some
+    non-zero ``sigma_i`` (a kink, e.g. thresholding with ``tau`` equal to a
+    singular value), and at a zero singular value unless g's odd extension is
+    p times differentiable there (``g(0) = 0``, and ``g''(0) = 0`` for p >= 2).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxsvd
+      >>> F = jaxsvd.generalized_matrix_function(lambda s: s ** 3)   # F(a) = a a^T a
+      >>> a = jnp.eye(2)   # sigma_1 = sigma_2: DF[H] = 2 H + H^T
+      >>> jax.jvp(F, (a,), (jnp.array([[0.0, 1.0], [0.0, 0.0]]),))[1]
+      Array([[0., 2.],
+             [1., 0.]], dtype=float32)
+    """
+    if not callable(g):
+        raise TypeError(f"g must be callable, got {g!r}")
+    spec = _Spec("general", getattr(g, "__name__", "g"), g=g)
+
+    def F(a):
+        a = _checked(a)
+        r = min(a.shape[-2:])
+        closed, out = jax.make_jaxpr(g, return_shape=True)(jax.ShapeDtypeStruct((r,), a.dtype))
+        if any(isinstance(c, _compat.Tracer) for c in closed.consts):
+            raise TypeError(
+                "g closes over a traced value (e.g. a jit argument); generalized_matrix_function needs g "
+                "to depend on the singular values only: make the parameter a Python constant "
+                "(e.g. through static_argnums)")
+        if getattr(out, "shape", None) != (r,):
+            raise ValueError(
+                f"g must be elementwise, mapping the singular values (r,) = ({r},) to the same shape; "
+                f"it returned {out}")
+        return _apply(a, spec)
+
+    F.__name__ = F.__qualname__ = f"generalized_matrix_function({spec.name})"
+    return F
