@@ -183,7 +183,7 @@ def run(sizes, repeats, torch_on, k_big, jet_size):
     # jet of order 4 of sigma_1
     n = max(s for s in sizes if s <= jet_size)
     a = jax.random.normal(jax.random.fold_in(key, n), (n, n), jnp.float32)
-    h = jax.random.normal(jax.random.fold_in(key, -n), (n, n), jnp.float32)
+    h = jax.random.normal(jax.random.fold_in(key, n + 1), (n, n), jnp.float32)
     z = jnp.zeros_like(h)
     from jax.experimental import jet
 
