@@ -60,7 +60,7 @@ from . import _compat
 from ._nanmask import nan_unless
 from ._series import branch_series, mm, mT
 from ._spectrum import degeneracy_tol, degenerate, spectral_pairs
-from ._svd import as_matrix, svd_p
+from ._svd import as_matrix, static_int, svd_p
 
 # ---------------------------------------------------------------------------
 # the function f and its derivatives, applied over leading batch dimensions
@@ -407,18 +407,6 @@ def _static_number(x, name):
     return x
 
 
-def _static_int(k, name):
-    if isinstance(k, bool) or not isinstance(k, int):
-        try:
-            k2 = int(k)
-        except Exception:  # noqa: BLE001
-            raise TypeError(f"{name} must be a static Python int, got {k!r}") from None
-        if k2 != k:
-            raise TypeError(f"{name} must be an integer, got {k!r}")
-        k = k2
-    return k
-
-
 def _nuclear_f(s):
     return jnp.sum(s)
 
@@ -516,7 +504,7 @@ def ky_fan_norm(a, k: int):
       5.0
     """
     a = _checked(a)
-    k = _static_int(k, "k")
+    k = static_int(k, "k")
     r = min(a.shape[-2:])
     if not 1 <= k <= r:
         raise ValueError(f"k={k} must satisfy 1 <= k <= min(m, n) = {r}")

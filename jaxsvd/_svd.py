@@ -9,6 +9,7 @@ its ``jet`` rule the engine at order K (jaxsvd/_series.py); both re-bind
 
 from __future__ import annotations
 
+import numbers
 from functools import partial
 
 import jax
@@ -52,6 +53,20 @@ def as_matrix(a, name: str = "a", *, batch: bool = True):
 # bound at import: a program that installs jaxsvd.svd / svdvals in place of
 # jnp.linalg.svd / svdvals must not send these calls back to jaxsvd (recursion)
 _JNP_SVDVALS = jnp.linalg.svdvals
+
+
+def static_int(k, name: str = "k") -> int:
+    """A static Python int (numpy and other exact integers accepted); TypeError
+    naming ``name`` for anything else (bools, 1.5, traced values)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        try:
+            k2 = int(k)
+        except Exception:  # noqa: BLE001
+            raise TypeError(f"{name} must be a static Python int, got {k!r}") from None
+        if k2 != k:
+            raise TypeError(f"{name} must be an integer, got {k!r}")
+        k = k2
+    return int(k)
 
 
 def _inexact(dtype):

@@ -42,6 +42,7 @@ from jax import lax
 from . import _compat
 from ._krylov import default_krylov_dim, default_tol, gkl_svds
 from ._series import TermProducts, mm, mT, svd_series
+from ._svd import static_int
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -448,9 +449,7 @@ def _float_default():
 
 
 def _check_k(k, r):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be a Python int (the number of triplets); got {k!r}")
-    k = int(k)
+    k = static_int(k, "k")
     if not 1 <= k <= r:
         raise ValueError(f"k={k} is out of range: need 1 <= k <= min(m, n) = {r}")
     return k

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from functools import partial
 
 import jax
@@ -80,7 +79,7 @@ from . import _compat
 from ._nanmask import nan_unless
 from ._series import mm, mT, svd_series
 from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
-from ._svd import as_matrix
+from ._svd import as_matrix, static_int
 
 #: Taylor terms of g beyond the order inside a merged near-tie cluster
 NEAR_EXTRA = 8
@@ -499,15 +498,7 @@ def _apply(a, spec, factors=None):
 
 
 def _static_k(k, r: int):
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        try:
-            k2 = int(k)
-        except Exception:  # noqa: BLE001
-            raise TypeError(f"k must be a static Python int, got {k!r}") from None
-        if k2 != k:
-            raise TypeError(f"k must be an integer, got {k!r}")
-        k = k2
-    k = int(k)
+    k = static_int(k, "k")
     if not 1 <= k <= r:
         raise ValueError(f"k={k} must satisfy 1 <= k <= min(m, n) = {r}")
     return k
