@@ -69,6 +69,11 @@ def _static_index(k, r: int) -> int:
 
 def _check_2d(a, name="a"):
     a = as_matrix(a, name, batch=False)
+    if jnp.issubdtype(a.dtype, jnp.complexfloating):
+        raise NotImplementedError(
+            "the closed-form jacobian/hessian/hvp are for real matrices; for complex a, "
+            "differentiate a real wrapper instead, e.g. jax.hessian(lambda re, im: "
+            "jaxsvd.svdvals(jax.lax.complex(re, im))[k], argnums=(0, 1))(a.real, a.imag)")
     if 0 in a.shape:
         raise ValueError(f"{name} must be non-empty; got shape {a.shape}")
     return a

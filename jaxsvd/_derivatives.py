@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
+import numpy as np
 
 from ._series import svd_series
 from ._svd import as_matrix, basis, svdvals
@@ -38,12 +39,14 @@ def derivatives(a, h, order: int):
       Array([2.       , 0.       , 0.6666667], dtype=float32)
     """
     a = as_matrix(a)
-    h = jnp.asarray(h)
+    h = as_matrix(h, "h")
     if h.shape != a.shape:
         raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
     if isinstance(order, bool) or not isinstance(order, int) or order < 0:
         raise ValueError(f"order must be a static int >= 0, got {order!r}")
-    h = h.astype(a.dtype)
+    if a.dtype != h.dtype:  # promote like jnp: real a with complex h is a complex line
+        dtype = np.promote_types(a.dtype, h.dtype)  # numpy: no strict-mode error
+        a, h = a.astype(dtype), h.astype(dtype)
     if order == 0 or 0 in a.shape[-2:]:
         s = svdvals(a)
         return jnp.broadcast_to(s, (order + 1,) + s.shape) * jnp.ones((order + 1,) + (1,) * s.ndim, s.dtype)

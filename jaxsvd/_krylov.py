@@ -52,8 +52,8 @@ class KrylovResult(NamedTuple):
 
 
 def default_tol(dtype) -> float:
-    """Residual tolerance |A^T u - s v| / s_0 by dtype (see svds' docstring)."""
-    return 1e-7 if jnp.dtype(dtype) == jnp.float32 else 1e-12
+    """Residual tolerance |A^H u - s v| / s_0 by dtype (see svds' docstring)."""
+    return 1e-7 if jnp.finfo(dtype).dtype == jnp.float32 else 1e-12
 
 
 def default_krylov_dim(k: int, r: int) -> int:
@@ -68,9 +68,10 @@ def _mv_cols(A, X):
 def _orth(x, basis):
     """x minus its projection on the rows of ``basis`` (two passes of
     classical Gram--Schmidt, 'twice is enough'); returns (x', coefficients)."""
-    c1 = jnp.matmul(basis, x, precision=_HIGHEST)
+    cb = jnp.conj(basis)  # coefficients b_i^H x (a no-op for real bases)
+    c1 = jnp.matmul(cb, x, precision=_HIGHEST)
     x = x - jnp.matmul(c1, basis, precision=_HIGHEST)
-    c2 = jnp.matmul(basis, x, precision=_HIGHEST)
+    c2 = jnp.matmul(cb, x, precision=_HIGHEST)
     x = x - jnp.matmul(c2, basis, precision=_HIGHEST)
     return x, c1 + c2
 
@@ -84,9 +85,9 @@ def _unit_or_random(x, basis, rnd, shift, floor):
 
     def fallback(x):
         y, _ = _orth(jnp.roll(rnd, shift), basis)
-        return y / jnp.maximum(jnp.linalg.norm(y), jnp.finfo(x.dtype).tiny)
+        return y / jnp.maximum(jnp.linalg.norm(y), jnp.finfo(x.dtype).tiny).astype(y.dtype)
 
-    return lax.cond(ok, lambda x: x / jnp.where(ok, nrm, 1.0), fallback, x), nrm
+    return lax.cond(ok, lambda x: x / jnp.where(ok, nrm, 1.0).astype(x.dtype), fallback, x), nrm
 
 
 def _small_svd(B):
@@ -97,16 +98,15 @@ def _small_svd(B):
     finite = jnp.all(jnp.isfinite(B))
     u, s, vt = lax.linalg.svd(jnp.where(finite, B, 0.0), full_matrices=True, compute_uv=True,
                               algorithm=lax.linalg.SvdAlgorithm.QR)
-    nan = jnp.asarray(jnp.nan, B.dtype)
-    return u, jnp.where(finite, s, nan), vt
+    return u, jnp.where(finite, s, jnp.asarray(jnp.nan, s.dtype)), vt
 
 
 def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
              tol: float, maxiter: int, p: int | None = None) -> KrylovResult:
-    """The k largest singular triplets of the operator (mv, rmv), A: R^n -> R^m.
+    """The k largest singular triplets of the operator (mv, rmv), A: R^n -> R^m (or C^n -> C^m).
 
     Args:
-      mv, rmv: x (n,) -> A x (m,), y (m,) -> A^T y (n,); traceable, linear.
+      mv, rmv: x (n,) -> A x (m,), y (m,) -> A^H y (n,); traceable, linear.
       m, n, k: static sizes, 1 <= k <= min(m, n).
       dtype: floating dtype of the computation.
       key: a ``jax.random`` key (start vector and breakdown vectors).
@@ -122,6 +122,7 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
     p = default_krylov_dim(k, r) if p is None else int(min(max(p, k), r))
     keep = max(min(p - 1, k + (p - k) // 2), 0)  # Ritz vectors kept at a restart
     eps = jnp.finfo(dtype).eps
+    rdt = jnp.finfo(dtype).dtype  # real dtype of norms and singular values
     k_start, k_n, k_m = jax.random.split(key, 3)
     rnd_n = jax.random.normal(k_n, (n,), dtype)
     rnd_m = jax.random.normal(k_m, (m,), dtype)
@@ -143,7 +144,7 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
         scale = jnp.maximum(scale, jnp.linalg.norm(c))
         q, alpha = _unit_or_random(w, Q, rnd_m, count, 10 * eps * scale)
         scale = jnp.maximum(scale, alpha)
-        B = lax.dynamic_update_index_in_dim(B, c + alpha * eye_p[j], j, axis=1)
+        B = lax.dynamic_update_index_in_dim(B, c + alpha.astype(dtype) * eye_p[j], j, axis=1)
         Q = lax.dynamic_update_index_in_dim(Q, q, j, axis=0)
         z, _ = _orth(rmv(q), P)
         pn, beta = _unit_or_random(z, P, rnd_n, count, 10 * eps * scale)
@@ -153,8 +154,8 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
 
     def ritz(B, beta):
         ub, th, vbt = _small_svd(B)
-        res = jnp.abs(beta * ub[p - 1, :])
-        return ub, th, vbt.T, res
+        res = beta * jnp.abs(ub[p - 1, :])
+        return ub, th, jnp.conj(vbt.T), res
 
     def cycle(state):
         P, Q, B, beta, scale, count, j0, _, _ = state
@@ -166,7 +167,7 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
         Pn = Pn.at[:keep].set(jnp.matmul(vb[:, :keep].T, P[:p], precision=_HIGHEST))
         Pn = Pn.at[keep].set(P[p])
         Qn = jnp.zeros_like(Q).at[:keep].set(jnp.matmul(ub[:, :keep].T, Q, precision=_HIGHEST))
-        Bn = jnp.zeros_like(B).at[jnp.arange(keep), jnp.arange(keep)].set(th[:keep])
+        Bn = jnp.zeros_like(B).at[jnp.arange(keep), jnp.arange(keep)].set(th[:keep].astype(dtype))
         # on convergence keep the unrestarted state (the triplets come from it)
         sel = lambda a, b: jnp.where(conv, a, b)  # noqa: E731
         return (sel(P, Pn), sel(Q, Qn), sel(B, Bn), beta, scale, count, jnp.asarray(keep, jnp.int32), conv,
@@ -176,19 +177,19 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
         scale, count, conv = state[4], state[5], state[7]
         return (~conv) & (count < maxiter) & jnp.isfinite(scale)  # NaN in A: stop, NaN out
 
-    init = (P, Q, B, jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.zeros((), jnp.int32),
-            jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((p,), dtype))
+    init = (P, Q, B, jnp.zeros((), rdt), jnp.zeros((), rdt), jnp.zeros((), jnp.int32),
+            jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((p,), rdt))
     # the first cycle runs unconditionally
     state = cycle(init)
     P, Q, B, beta, scale, count, _, conv, res = lax.while_loop(cond, cycle, state)
     # converged: the unrestarted state.  Not converged: the restarted one, whose
     # B = diag(theta_keep) holds the kept Ritz pairs (res: their last estimates)
     ub, th, vbt = _small_svd(B)
-    vb = vbt.T
+    vb = jnp.conj(vbt.T)
     u = jnp.matmul(Q.T, ub[:, :k], precision=_HIGHEST)
     v = jnp.matmul(P[:p].T, vb[:, :k], precision=_HIGHEST)
     s = th[:k]
     res_k = res[:k] / jnp.where(th[0] > 0, th[0], 1.0)
-    nxt = th[k] if p > k else jnp.zeros((), dtype)
+    nxt = th[k] if p > k else jnp.zeros((), rdt)
     conv_k = res[:k] <= tol * th[0]
     return KrylovResult(u, s, v, res_k, count, conv_k, nxt)

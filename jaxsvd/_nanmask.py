@@ -163,8 +163,12 @@ _compat.def_taylor(guarded_mul_p, _gm_taylor)
 
 
 # ---------------------------------------------------------------------------
-# sandwich(u, x, v, keep)[k] = u_k^T x v_k   and its transpose in x,
-# outer(u, c, v, keep)      = sum_k c_k u_k v_k^T
+# sandwich(u, x, v, keep)[k] = Re u_k^H x v_k   and its transpose in x,
+# outer(u, c, v, keep)      = sum_k c_k conj(u_k) v_k^T
+# (for real input the plain u_k^T x v_k and sum_k c_k u_k v_k^T; for complex
+# input JAX pairs a cotangent X with a tangent dx as Re sum(X * dx), so the
+# transpose of the real part Re u^H x v is conj(u) c v^T, and jax.grad of
+# sigma_k is conj(u_k v_k^H), JAX's convention for complex inputs)
 # ---------------------------------------------------------------------------
 #
 # d sigma_k = u_k^T dA v_k and its gradient sum_k c_k u_k v_k^T, with the
@@ -187,21 +191,31 @@ def _mT(x):
     return jnp.swapaxes(x, -1, -2)
 
 
+def _col(u, y):
+    # Re sum_i conj(u_ik) y_ik per column (no op added for real input)
+    return jnp.real(jnp.sum(jnp.conj(u) * y, axis=-2))
+
+
+def _diag_right(u, c):
+    # conj(u) diag(c), with the real c cast to u's dtype (strict promotion)
+    return jnp.conj(u) * c.astype(u.dtype)[..., None, :]
+
+
 def _sandwich_impl(u, x, v, keep):
-    return jnp.sum(u * _mm(x, v), axis=-2)
+    return _col(u, _mm(x, v))
 
 
 def _outer_impl(u, c, v, keep):
-    return _mm(u * c[..., None, :], _mT(v))
+    return _mm(_diag_right(u, c), _mT(v))
 
 
 def sandwich(u, x, v, keep):
-    """``u_k^T x v_k`` for every column k (u: (..., m, r), x: (..., m, n), v: (..., n, r))."""
+    """``Re u_k^H x v_k`` for every column k (u: (..., m, r), x: (..., m, n), v: (..., n, r))."""
     return sandwich_p.bind(u, x, v, keep)
 
 
 def outer(u, c, v, keep):
-    """``sum_k c_k u_k v_k^T`` (c: (..., r))."""
+    """``sum_k c_k conj(u_k) v_k^T`` (c: (..., r), real)."""
     return outer_p.bind(u, c, v, keep)
 
 
@@ -214,9 +228,9 @@ def _sandwich_jvp(primals, tangents):
         terms.append(sandwich_p.bind(u, dx, v, keep))
     side = []
     if type(du) is not _compat.Zero:
-        side.append(jnp.sum(du * _mm(x, v), axis=-2))
+        side.append(_col(du, _mm(x, v)))
     if type(dv) is not _compat.Zero:
-        side.append(jnp.sum(u * _mm(x, dv), axis=-2))
+        side.append(_col(u, _mm(x, dv)))
     if side:
         t = side[0] if len(side) == 1 else side[0] + side[1]
         terms.append(nan_unless_p.bind(t, keep, face="forward"))
@@ -233,11 +247,11 @@ def _outer_jvp(primals, tangents):
     terms = []
     if type(dc) is not _compat.Zero:
         terms.append(outer_p.bind(u, dc, v, keep))
-    cg = nan_unless_p.bind(c, keep, face="reverse")[..., None, :]
+    cg = nan_unless_p.bind(c, keep, face="reverse")
     if type(du) is not _compat.Zero:
-        terms.append(_mm(du * cg, _mT(v)))
+        terms.append(_mm(_diag_right(du, cg), _mT(v)))
     if type(dv) is not _compat.Zero:
-        terms.append(_mm(u * cg, _mT(dv)))
+        terms.append(_mm(_diag_right(u, cg), _mT(dv)))
     out = terms[0]
     for t in terms[1:]:
         out = out + t
@@ -272,7 +286,7 @@ def _sandwich_taylor(primals_in, series_in):
                 c = n - a - b
                 if a == 0 and c == 0:
                     continue
-                term = jnp.sum(us[a] * _mm(xs[b], vs[c]), axis=-2)
+                term = _col(us[a], _mm(xs[b], vs[c]))
                 side = term if side is None else side + term
         out.append(t + nan_unless_p.bind(side, keep, face="forward"))
     return sandwich_p.bind(u, x, v, keep), out
@@ -282,7 +296,7 @@ def _outer_taylor(primals_in, series_in):
     u, c, v, keep = primals_in
     us, cs, vs, _ = series_in
     us, cs, vs = [u] + list(us), [c] + list(cs), [v] + list(vs)
-    cg = [nan_unless_p.bind(x, keep, face="reverse")[..., None, :] for x in cs]
+    cg = [nan_unless_p.bind(x, keep, face="reverse") for x in cs]
     out = []
     for n in range(1, len(us)):
         t = outer_p.bind(u, cs[n], v, keep)
@@ -291,7 +305,7 @@ def _outer_taylor(primals_in, series_in):
                 cc = n - a - b
                 if a == 0 and cc == 0:
                     continue
-                t = t + _mm(us[a] * cg[b], _mT(vs[cc]))
+                t = t + _mm(_diag_right(us[a], cg[b]), _mT(vs[cc]))
         out.append(t)
     return outer_p.bind(u, c, v, keep), out
 
@@ -307,6 +321,6 @@ for _p, _impl_fn, _jvp_fn, _tr, _ty in (
     _compat.def_taylor(_p, _ty)
 
 sandwich_p.def_abstract_eval(
-    lambda u, x, v, keep: _compat.ShapedArray(u.shape[:-2] + u.shape[-1:], u.dtype))
+    lambda u, x, v, keep: _compat.ShapedArray(u.shape[:-2] + u.shape[-1:], jnp.finfo(u.dtype).dtype))
 outer_p.def_abstract_eval(
     lambda u, c, v, keep: _compat.ShapedArray(u.shape[:-1] + v.shape[-2:-1], u.dtype))

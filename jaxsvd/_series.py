@@ -66,6 +66,22 @@ def mT(x):
     return jnp.swapaxes(x, -1, -2)
 
 
+def mH(x):
+    """Conjugate transpose of the last two axes (a plain transpose for real x: no op added)."""
+    return jnp.conj(jnp.swapaxes(x, -1, -2))
+
+
+def like(x, y):
+    """``x`` (real structure: singular values, gap reciprocals) in ``y``'s dtype,
+    so that complex arrays meet it without implicit promotion (a no-op for real y)."""
+    return x if x.dtype == y.dtype else x.astype(y.dtype)
+
+
+def cdot(x, y, axis=-2):
+    """``sum(conj(x) * y)`` along ``axis`` (column-wise x_k^H y_k)."""
+    return jnp.sum(jnp.conj(x) * y, axis=axis)
+
+
 def mm(a, b):
     """Matrix product at full precision (no TF32 / bf16 passes on accelerators)."""
     return jnp.matmul(a, b, precision=_HIGHEST)
@@ -81,7 +97,7 @@ def _sum(xs):
 class TermProducts:
     """The coefficients A_1..A_K of A(x) through their products only.
 
-    ``mv(b, c, X)`` = A_b X and ``rmv(b, c, Y)`` = A_b^T Y for blocks of
+    ``mv(b, c, X)`` = A_b X and ``rmv(b, c, Y)`` = A_b^H Y for blocks of
     columns; ``c`` is the order of the vector coefficient X (or Y), so an
     implementation can form all A_b X of one X at once (``jet`` of a matvec).
     """
@@ -106,7 +122,7 @@ class DenseTerms(TermProducts):
         return mm(self.terms[b - 1], x)
 
     def rmv(self, b, c, y):
-        return mm(mT(self.terms[b - 1]), y)
+        return mm(mH(self.terms[b - 1]), y)
 
 
 class SVDSeries(NamedTuple):
@@ -187,8 +203,11 @@ def svd_series(
     uc0 = u0_cols if u0_cols is not None else (take_cols(u, cols) if sel else u)
     vc0 = v0_cols if v0_cols is not None else (take_cols(v, cols) if sel else v)
     # rows of r x c matrices that belong to the selected columns
-    embed = jnp.eye(r, dtype=s.dtype)[:, list(cols)] if sel else None
+    cplx = jnp.issubdtype(u.dtype, jnp.complexfloating)
+    embed = jnp.eye(r, dtype=u.dtype)[:, list(cols)] if sel else None
     us, vs, sig = [uc0], [vc0], [None]
+    scx = like(sc, u)  # singular values in the vectors' dtype (complex input)
+    inv_diff, inv_sum, inv_s = (like(x, u) for x in (ps.inv_diff, ps.inv_sum, ps.inv_s))
     s_out, u_out, v_out = [], [], []
     tall, wide = m > r, n > r
     keep_val = ~ps.bad if extra_bad is None else ~(ps.bad | extra_bad)
@@ -210,17 +229,17 @@ def svd_series(
     for order in range(1, k_vec + 1):
         e1 = _sum([av(b, order - b) for b in range(1, min(order, nterms) + 1)]
                   + [-mm(us[order - k], sig[k]) for k in range(1, order)])
-        cdiag = _sum([jnp.sum(us[a] * us[order - a], axis=-2) for a in range(1, order)]) if order > 1 else 0
-        ddiag = _sum([jnp.sum(vs[a] * vs[order - a], axis=-2) for a in range(1, order)]) if order > 1 else 0
+        cdiag = _sum([cdot(us[a], us[order - a]).real for a in range(1, order)]) if order > 1 else 0
+        ddiag = _sum([cdot(vs[a], vs[order - a]).real for a in range(1, order)]) if order > 1 else 0
         if not vectors and order == K and not rayleigh:
-            # values only:  s_n = F_ii + s_i (C_ii - D_ii)/2
-            s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
+            # values only:  s_n = Re F_ii + s_i (C_ii - D_ii)/2
+            s_n = cdot(uc0, e1).real + sc * (cdiag - ddiag) / 2
             s_out.append(s_n if order == 1 else nan(s_n, keep_val))
             break
         e2 = _sum([ops.rmv(b, order - b, us[order - b]) for b in range(1, min(order, nterms) + 1)]
-                  + [-mm(vs[order - k], mT(sig[k])) for k in range(1, order)])
-        f = mm(mT(u), e1)
-        g = mm(mT(v), e2)
+                  + [-mm(vs[order - k], mH(sig[k])) for k in range(1, order)])
+        f = mm(mH(u), e1)
+        g = mm(mH(v), e2)
         if order > 1:
             cmat, dmat = _gram_conv(us, order), _gram_conv(vs, order)
             if sel:
@@ -230,16 +249,18 @@ def svd_series(
         p, q = f + g, g - f
         # products with gap reciprocals: their derivative is NaN where it
         # would need the cluster block (see _spectrum.pair_structure)
-        pd = guarded_mul(ps.inv_diff, p, ps.keep_pair)
-        qs = guarded_mul(ps.inv_sum, q, ps.keep_pair)
+        pd = guarded_mul(inv_diff, p, ps.keep_pair)
+        qs = guarded_mul(inv_sum, q, ps.keep_pair)
         rot_mean = -0.25 * (cmat + dmat)
         alpha = jnp.where(ps.apart, -0.5 * (pd + qs), jnp.where(ps.rot, rot_mean - 0.5 * qs, -0.5 * cmat))
         beta = jnp.where(ps.apart, -0.5 * (pd - qs), jnp.where(ps.rot, rot_mean + 0.5 * qs, -0.5 * dmat))
+        if cplx:
+            alpha, beta = _phase_gauge(alpha, beta, q, ps.inv_s, vs, order, embed)
         # the cluster blocks of Sigma_n
         fc, gc, ac, bc = (x if not sel else mm(mT(embed), x) for x in (f, g, alpha, beta))
-        s_col, s_row = sc[..., :, None], sc[..., None, :]
+        s_col, s_row = scx[..., :, None], scx[..., None, :]
         sig1 = fc + s_col * bc - ac * s_row
-        sig2 = mT(gc + s_col * ac - bc * s_row)
+        sig2 = mH(gc + s_col * ac - bc * s_row)
         sig_n = jnp.where(ps.same_cc, 0.5 * (sig1 + sig2), 0.0)
         un = mm(u, alpha)
         vn = mm(v, beta)
@@ -248,9 +269,9 @@ def svd_series(
             un, vn = un + zu, vn + zv
         else:
             if tall:
-                un = un + (e1 - mm(u, f)) * ps.inv_s[..., None, :]
+                un = un + (e1 - mm(u, f)) * inv_s[..., None, :]
             if wide:
-                vn = vn + (e2 - mm(v, g)) * ps.inv_s[..., None, :]
+                vn = vn + (e2 - mm(v, g)) * inv_s[..., None, :]
         us.append(un)
         vs.append(vn)
         sig.append(sig_n)
@@ -258,10 +279,10 @@ def svd_series(
         betas.append(beta)
         # the diagonal of Sigma_n, written with the order-0 columns uc0 (so that a
         # one-triplet rule's value derivative involves only that triplet)
-        s_n = jnp.sum(uc0 * e1, axis=-2) + sc * (cdiag - ddiag) / 2
+        s_n = cdot(uc0, e1).real + sc * (cdiag - ddiag) / 2
         s_out.append(s_n if order == 1 else nan(s_n, keep_val))
     if rayleigh:
-        eye0 = embed if sel else jnp.eye(r, dtype=s.dtype)  # (r, c), broadcast over the batch
+        eye0 = embed if sel else jnp.eye(r, dtype=u.dtype)  # (r, c), broadcast over the batch
         alphas[0] = betas[0] = jnp.broadcast_to(eye0, s.shape[:-1] + eye0.shape)
         s_out += [nan(x, keep_val) for x in _rayleigh_values(
             s, us, vs, alphas, betas, av, nterms, k_vec, K)]
@@ -284,6 +305,38 @@ def svd_series(
     return SVDSeries(s_out, u_out, v_out, sig[1:])
 
 
+def _phase_gauge(alpha, beta, q, inv_s, vs, n: int, embed):
+    """Complex input: fix the free phase of each singular pair like JAX's rule.
+
+    For complex A a pair (u_k, v_k) can be multiplied by e^{i theta} jointly;
+    the equations above fix only Re diag(alpha), Re diag(beta) and the
+    difference Im(alpha_kk - beta_kk) = Im(F - G)_kk / (2 s_k) (the diagonal of
+    the order-n equations; zero for real input), which goes into alpha first.
+    JAX's first-order rule
+    (jax/_src/lax/linalg.py, ``_svd_jvp_rule``) keeps Im diag(V^H dV) = 0 and
+    puts the phase into dU.  Its continuation to every order -- the gauge that
+    nested ``jvp`` of that rule differentiates -- is parallel transport of V,
+    Im diag(V(x)^H V'(x)) = 0 for all x; the x^(n-1) coefficient of that reads
+
+        Im[ n beta_kk + sum_{a=1..n-1} (n-a) (V_a^H V_{n-a})_kk ] = 0.
+
+    A joint phase i phi_k added to alpha_kk and beta_kk changes neither Sigma_n
+    nor any product u_k v_k^H, so it is added to both.
+    """
+    eye = jnp.broadcast_to(embed if embed is not None else jnp.eye(alpha.shape[-1], dtype=alpha.dtype),
+                           alpha.shape)  # (..., r, c): the entries (k, k)
+    def imag_diag(x):  # i x on the diagonal entries (k, k)
+        return 1j * x.astype(alpha.dtype)[..., None, :] * eye
+
+    alpha = alpha - imag_diag(0.5 * jnp.sum(q * eye, axis=-2).imag * inv_s)
+    bdiag = jnp.sum(beta * eye, axis=-2)
+    phi = -bdiag.imag
+    if n > 1:
+        phi = phi - _sum([(n - a) * cdot(vs[a], vs[n - a]).imag for a in range(1, n)]) / n
+    shift = imag_diag(phi)
+    return alpha + shift, beta + shift
+
+
 def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
     """Value coefficients of orders n_vec+1..K from vectors of orders <= n_vec.
 
@@ -302,11 +355,11 @@ def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
         R_j = P_j - sum_{i<j} R_i Q_{j-i}.
     Valid for a simple sigma_k (the masked callers NaN the others).
     """
-    sd = s[..., :, None]
+    sd = like(s, us[0])[..., :, None]
     rng = range(n_vec + 1)
 
     def col(x, y):
-        return jnp.sum(x * y, axis=-2)
+        return cdot(x, y).real
 
     p, q = [], []
     for j in range(K + 1):
@@ -328,11 +381,11 @@ def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
 
 
 def _gram_conv(xs, n):
-    """sum_{a=1..n-1} xs[a]^T xs[n-a]  (symmetric: half the products)."""
+    """sum_{a=1..n-1} xs[a]^H xs[n-a]  (Hermitian: half the products)."""
     out = []
     for a in range(1, n // 2 + 1):
-        p = mm(mT(xs[a]), xs[n - a])
-        out.append(p if 2 * a == n else p + mT(p))
+        p = mm(mH(xs[a]), xs[n - a])
+        out.append(p if 2 * a == n else p + mH(p))
     return _sum(out)
 
 
@@ -346,7 +399,7 @@ def _complement_series(us, n0, K):
     u0 = us[0]
     ns = [n0]
     for order in range(1, K + 1):
-        gamma = -_sum([mm(mT(us[a]), ns[order - a]) for a in range(1, order + 1)])
+        gamma = -_sum([mm(mH(us[a]), ns[order - a]) for a in range(1, order + 1)])
         nn = mm(u0, gamma)
         if order > 1:
             delta = -0.5 * _gram_conv(ns, order)
@@ -395,13 +448,13 @@ def branch_series(s, u, v, terms, m: int, n: int):
     t0 = blocks[0]
     ids = cluster_ids(s, m, n)
     # per-cluster shifts: blocks in descending order, spaced beyond their spread
-    scale = jnp.sqrt(jnp.sum(t0 * t0, axis=(-2, -1)))[..., None] + s[..., :1]
+    scale = jnp.sqrt(jnp.sum(jnp.abs(t0) ** 2, axis=(-2, -1)))[..., None] + s[..., :1]
     shift = scale * (3 * (jnp.max(ids, axis=-1, keepdims=True) - ids) + 2).astype(s.dtype)
     r = s.shape[-1]
-    m0 = t0 + shift[..., :, None] * jnp.broadcast_to(jnp.eye(r, dtype=s.dtype), t0.shape)
+    m0 = t0 + like(shift[..., :, None] * jnp.broadcast_to(jnp.eye(r, dtype=s.dtype), t0.shape), t0)
     w, vec = jnp.linalg.eigh(m0, symmetrize_input=True)
     w, vec = w[..., ::-1], vec[..., ::-1]  # descending, as the engine expects
-    weight = vec * vec  # each eigenvector lives in one block
+    weight = jnp.abs(vec) ** 2  # each eigenvector lives in one block
     s_c = jnp.sum(weight * s[..., :, None], axis=-2)
     mu0 = w - jnp.sum(weight * shift[..., :, None], axis=-2)
     mus = svd_series(w, vec, vec, blocks[1:], num_orders=K - 1, vectors=False).s if K > 1 else []

@@ -58,9 +58,9 @@ from jax import lax
 
 from . import _compat
 from ._nanmask import nan_unless
-from ._series import branch_series, mm, mT
+from ._series import branch_series, like, mH, mm
 from ._spectrum import degeneracy_tol, degenerate, spectral_pairs
-from ._svd import as_matrix, static_int, svd_p
+from ._svd import as_matrix, real_dtype, static_int, svd_p
 
 # ---------------------------------------------------------------------------
 # the function f and its derivatives, applied over leading batch dimensions
@@ -109,7 +109,13 @@ def _svdvals(a):
 
 
 def _inner(x, y):
-    return jnp.sum(x * y, axis=(-2, -1))
+    # <x, y> = Re tr(x^H y), the real inner product of (complex) matrices
+    return jnp.real(jnp.sum(jnp.conj(x) * y, axis=(-2, -1)))
+
+
+def _scale_cols(u, c):
+    # u diag(c) with the real c in u's dtype
+    return u * like(c, u)[..., None, :]
 
 
 # ---------------------------------------------------------------------------
@@ -127,11 +133,11 @@ def _value_impl(a, *, spec):
 
 def _grad_impl(a, *, spec):
     u, s, vt = lax.linalg.svd(a, full_matrices=False, compute_uv=True)
-    return mm(u * spec.grad(s)[..., None, :], vt)
+    return mm(_scale_cols(u, spec.grad(s)), vt)
 
 
 def _value_abstract(a, *, spec):
-    return _compat.ShapedArray(a.shape[:-2], a.dtype)
+    return _compat.ShapedArray(a.shape[:-2], real_dtype(a.dtype))
 
 
 def _grad_abstract(a, *, spec):
@@ -203,19 +209,24 @@ def _grad_tangent(a, da, spec):
     """D G(a)[da]: the second-order Lewis--Sendov rule (THEORY.md section 5)."""
     m, n = a.shape[-2:]
     s, u, vt = _thin(a)
-    v = mT(vt)
+    v = mH(vt)
     A, B, q, ok = _divided_differences(s, spec, m, n)
-    hh = mm(mT(u), mm(da, v))  # U1^T H V1
-    sym, skw = 0.5 * (hh + mT(hh)), 0.5 * (hh - mT(hh))
-    dhh = jnp.diagonal(hh, axis1=-2, axis2=-1)
-    core = A * sym + B * skw
-    core = core + jnp.einsum("...kl,...l,kj->...kj", spec.hess(s), dhh,
-                             jnp.eye(s.shape[-1], dtype=a.dtype), precision=lax.Precision.HIGHEST)
+    hh = mm(mH(u), mm(da, v))  # U1^H H V1
+    sym, skw = 0.5 * (hh + mH(hh)), 0.5 * (hh - mH(hh))
+    dhh = jnp.real(jnp.diagonal(hh, axis1=-2, axis2=-1))
+    if jnp.issubdtype(a.dtype, jnp.complexfloating):
+        # the phase of each pair: skw_kk = i Im Hh_kk rotates u_k v_k^H by
+        # f_k / s_k (Lewis--Sendov for complex A; zero on the diagonal for real A)
+        r = s.shape[-1]
+        B = B + q[..., :, None] * jnp.broadcast_to(jnp.eye(r, dtype=B.dtype), B.shape)
+    core = like(A, hh) * sym + like(B, hh) * skw
+    core = core + like(jnp.einsum("...kl,...l,kj->...kj", spec.hess(s), dhh,
+                                  jnp.eye(s.shape[-1], dtype=s.dtype), precision=lax.Precision.HIGHEST), hh)
     dg = mm(u, mm(core, vt))
-    if m > n:  # (I - U1 U1^T) H V1 diag(q) V1^T
-        dg = dg + mm((mm(da, v) - mm(u, hh)) * q[..., None, :], vt)
-    if n > m:  # U1 diag(q) U1^T H (I - V1 V1^T)
-        dg = dg + mm(u * q[..., None, :], mm(mT(u), da) - mm(hh, vt))
+    if m > n:  # (I - U1 U1^H) H V1 diag(q) V1^H
+        dg = dg + mm(_scale_cols(mm(da, v) - mm(u, hh), q), vt)
+    if n > m:  # U1 diag(q) U1^H H (I - V1 V1^H)
+        dg = dg + mm(_scale_cols(u, q), mm(mH(u), da) - mm(hh, vt))
     # F not twice differentiable: NaN (also where dG happens to be 0, e.g. the nuclear
     # norm at a = 0; nan_unless(da) - da is 0 where ok, NaN elsewhere, and linear)
     okm = ok[..., None, None]
@@ -260,7 +271,7 @@ def _value_taylor(primals_in, series_in, *, spec):
     m, n = a.shape[-2:]
     y0 = spectral_value_p.bind(a, spec=spec)
     s, u, vt = _thin(a)
-    s_c, branches, g1, g2 = branch_series(s, u, mT(vt), terms, m, n)
+    s_c, branches, g1, g2 = branch_series(s, u, mH(vt), terms, m, n)
     _, ys = _compat.jet(spec.value, (s_c,), (branches,), factorial_scaled=False)
     _, _, _, ok = _divided_differences(s, spec, m, n)
     ok = ok & ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
@@ -286,7 +297,7 @@ def _grad_taylor(primals_in, series_in, *, spec):
 
     def fun(x):
         s, u, vt = _thin(x)
-        return mm(u * spec.grad(s)[..., None, :], vt)
+        return mm(_scale_cols(u, spec.grad(s)), vt)
 
     y0, ys = _compat.jet(fun, (a,), (terms,), factorial_scaled=False)
     ys = [_nan_where_degenerate(y, a) for y in ys]
@@ -329,7 +340,7 @@ def _make(spec: _Spec):
     def F(a):
         a = _checked(a)
         closed, out = jax.make_jaxpr(spec.f, return_shape=True)(
-            jax.ShapeDtypeStruct((min(a.shape[-2:]),), a.dtype))
+            jax.ShapeDtypeStruct((min(a.shape[-2:]),), real_dtype(a.dtype)))
         if any(isinstance(c, _compat.Tracer) for c in closed.consts):
             raise TypeError(
                 "f closes over a traced value (e.g. a jit argument); spectral_function needs f to "

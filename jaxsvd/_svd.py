@@ -18,7 +18,7 @@ from jax import lax
 
 from . import _compat
 from ._nanmask import sandwich
-from ._series import mT, svd_series
+from ._series import mH, svd_series
 from ._spectrum import degenerate, relative_gaps
 
 # ---------------------------------------------------------------------------
@@ -30,7 +30,8 @@ def as_matrix(a, name: str = "a", *, batch: bool = True):
     """Validate and promote input like ``jnp.linalg.svd`` does.
 
     Raises ValueError for fewer than 2 dimensions (or more than 2 when
-    ``batch`` is False) and NotImplementedError for complex input.
+    ``batch`` is False) and TypeError for dtypes jnp.linalg.svd rejects
+    (float16/bfloat16 and their complex counterparts are promoted like jnp does).
     """
     if isinstance(a, (jax.ShapeDtypeStruct,)):
         raise TypeError(f"{name} must be an array, got {a!r}")
@@ -41,13 +42,20 @@ def as_matrix(a, name: str = "a", *, batch: bool = True):
     if not batch and a.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D matrix (m, n) here (use jax.vmap for batches); got shape {a.shape}")
-    if jnp.issubdtype(a.dtype, jnp.complexfloating):
-        raise NotImplementedError(
-            "jaxsvd supports real floating input only (complex input is planned); "
-            "use jnp.linalg.svd for complex matrices")
-    if not jnp.issubdtype(a.dtype, jnp.floating):
+    if not jnp.issubdtype(a.dtype, jnp.inexact):
+        if not (jnp.issubdtype(a.dtype, jnp.integer) or a.dtype == jnp.bool_):
+            raise TypeError(f"{name} must be a real or complex floating array, got dtype {a.dtype}")
         a = a.astype(_inexact(a.dtype))
+    elif a.dtype.itemsize < (8 if jnp.issubdtype(a.dtype, jnp.complexfloating) else 4):
+        raise TypeError(
+            f"{name} has dtype {a.dtype}: LAPACK / cuSOLVER have no SVD in this precision; "
+            "cast to float32 (or complex64) first, as jnp.linalg.svd requires")
     return a
+
+
+def real_dtype(dtype):
+    """The real dtype of the singular values (float32 for complex64, ...)."""
+    return jnp.finfo(dtype).dtype
 
 
 # bound at import: a program that installs jaxsvd.svd / svdvals in place of
@@ -96,7 +104,7 @@ def _svd_abstract_eval(a, *, full_matrices, compute_uv, masked):
     *batch, m, n = a.shape
     r = min(m, n)
     batch = tuple(batch)
-    s = _compat.ShapedArray(batch + (r,), a.dtype)
+    s = _compat.ShapedArray(batch + (r,), real_dtype(a.dtype))
     if not compute_uv:
         return (s,)
     ku, kv = (m, n) if full_matrices else (r, r)
@@ -114,14 +122,14 @@ def basis(a, full_matrices: bool = False):
     """The smooth internal basis: (s, U, V, U_null, V_null), V as columns."""
     s, U, Vt = svd_p.bind(a, full_matrices=full_matrices, compute_uv=True, masked=False)
     r = s.shape[-1]
-    V = mT(Vt)
+    V = mH(Vt)
     if not full_matrices:
         return s, U, V, None, None
     return s, U[..., :r], V[..., :r], U[..., r:], V[..., r:]
 
 
 def first_order_values(s, u, v, da):
-    """d sigma_k = u_k^T dA v_k  (THEORY.md 4), with the derivatives of both
+    """d sigma_k = Re u_k^H dA v_k  (THEORY.md 4), with the derivatives of both
     coefficients u_k and v_k guarded: NaN for a degenerate sigma_k, but only
     where the result depends on them (see _nanmask.sandwich / outer)."""
     m, n = u.shape[-2], v.shape[-2]
@@ -142,7 +150,7 @@ def _svd_jvp(primals, tangents, *, full_matrices, compute_uv, masked):
     if not compute_uv:
         return out, (ds,)
     ser = svd_series(s, u, v, [da], u_null=un, v_null=vn, mask=masked)
-    return out, (ds, ser.u[0], mT(ser.v[0]))
+    return out, (ds, ser.u[0], mH(ser.v[0]))
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +166,7 @@ def _svd_taylor(primals_in, series_in, *, full_matrices, compute_uv, masked):
     ser = svd_series(s, u, v, terms, vectors=compute_uv, u_null=un, v_null=vn, mask=masked)
     if not compute_uv:
         return out, [ser.s]
-    return out, [ser.s, ser.u, [mT(x) for x in ser.v]]
+    return out, [ser.s, ser.u, [mH(x) for x in ser.v]]
 
 
 # ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from jax import lax
 
 from . import _compat
 from ._krylov import default_krylov_dim, default_tol, gkl_svds
-from ._series import TermProducts, mm, mT, svd_series
+from ._series import TermProducts, like, mH, mm, svd_series
 from ._svd import static_int
 
 _HIGHEST = lax.Precision.HIGHEST
@@ -52,7 +52,7 @@ _HIGHEST = lax.Precision.HIGHEST
 
 
 class _Operator:
-    """x -> A x and y -> A^T y as jaxprs; ``consts`` are primitive inputs.
+    """x -> A x and y -> A^H y as jaxprs; ``consts`` are primitive inputs.
 
     Hashed by identity (a primitive parameter).  ``diff`` marks the inputs
     that can carry tangents (inexact dtypes); the others (e.g. sparse indices)
@@ -64,7 +64,7 @@ class _Operator:
         y0 = jax.ShapeDtypeStruct((m,), dtype)
         mv_j = jax.make_jaxpr(mv)(x0)
         rmv_j = jax.make_jaxpr(rmv)(y0)
-        for j, (shape, what) in ((mv_j, ((m,), "A x")), (rmv_j, ((n,), "A^T y"))):
+        for j, (shape, what) in ((mv_j, ((m,), "A x")), (rmv_j, ((n,), "A^H y"))):
             outs = j.out_avals
             if len(outs) != 1 or tuple(outs[0].shape) != shape:
                 raise TypeError(f"the operator's {what} must be a vector of shape {shape}; got "
@@ -123,8 +123,9 @@ def _solve_one(*args, op, k, p, tol, maxiter):
                    key=jax.random.wrap_key_data(kd), tol=tol, maxiter=maxiter, p=p)
     ok = res.converged
     nan = jnp.asarray(jnp.nan, op.dtype)
+    rnan = jnp.asarray(jnp.nan, res.s.dtype)
     # a triplet that did not converge is NaN, never finite and wrong
-    return [jnp.where(ok[None, :], res.u, nan), jnp.where(ok, res.s, nan), jnp.where(ok[None, :], res.v, nan),
+    return [jnp.where(ok[None, :], res.u, nan), jnp.where(ok, res.s, rnan), jnp.where(ok[None, :], res.v, nan),
             res.residual, res.steps, res.next_value]
 
 
@@ -141,8 +142,9 @@ def _impl(*args, op, k, p, tol, maxiter, batch_shape, batched):
 def _abstract_eval(*args, op, k, p, tol, maxiter, batch_shape, batched):
     S = _compat.ShapedArray
     b, dt = tuple(batch_shape), op.dtype
-    return (S(b + (op.m, k), dt), S(b + (k,), dt), S(b + (op.n, k), dt), S(b + (k,), dt),
-            S(b, jnp.int32), S(b, dt))
+    rt = jnp.finfo(dt).dtype  # singular values, residuals: real
+    return (S(b + (op.m, k), dt), S(b + (k,), rt), S(b + (op.n, k), dt), S(b + (k,), rt),
+            S(b, jnp.int32), S(b, rt))
 
 
 def _batch(args, dims, *, batch_shape, batched, **params):
@@ -225,24 +227,31 @@ def _deflated_solver(op, consts, s, u, v, tol, maxiter, skip):
     zero right-hand side and a safe shift, so they cannot spoil the others
     (one CG couples the columns through its inner products)."""
     s = jnp.where(skip, 2 * s[..., :1] + 1, s)
-    s_row, skip_row = s[..., None, :], skip[..., None, :]  # explicit ranks (rank promotion "raise")
+    s_row, skip_row = like(s, u)[..., None, :], skip[..., None, :]  # explicit ranks (rank promotion "raise")
 
     def pu(x):
-        return x - mm(u, mm(mT(u), x))
+        return x - mm(u, mm(mH(u), x))
 
     def pv(y):
-        return y - mm(v, mm(mT(v), y))
+        return y - mm(v, mm(mH(v), y))
 
     def kmat(z):
         zu, zv = z
         pzu, pzv = pu(zu), pv(zv)
         return (zu * s_row - pu(op.mv_block(consts, pzv)), zv * s_row - pv(op.rmv_block(consts, pzu)))
 
+    cg = partial(_cg, tol=tol, maxiter=maxiter)
+
     def solve(r1, r2):
-        # symmetric: the transpose solve is the solve (grad, jacrev, hessian)
+        # symmetric (real) / Hermitian (complex): the transpose solve is the solve,
+        # or its conjugate, K^T = conj(K) (grad, jacrev, hessian)
         r1, r2 = jnp.where(skip_row, 0.0, r1), jnp.where(skip_row, 0.0, r2)
-        z = lax.custom_linear_solve(kmat, (pu(r1), pv(r2)), partial(_cg, tol=tol, maxiter=maxiter),
-                                    symmetric=True)
+        if jnp.issubdtype(u.dtype, jnp.complexfloating):
+            conj = partial(jax.tree_util.tree_map, jnp.conj)
+            z = lax.custom_linear_solve(kmat, (pu(r1), pv(r2)), cg,
+                                        transpose_solve=lambda vecmat, b: conj(cg(kmat, conj(b))))
+        else:
+            z = lax.custom_linear_solve(kmat, (pu(r1), pv(r2)), cg, symmetric=True)
         return pu(z[0]), pv(z[1])
 
     return solve
@@ -254,11 +263,11 @@ def _cg(matvec, b, *, tol, maxiter):
     ``jax.scipy.sparse.linalg.cg``: its ``device_put((b, x0))`` makes the start
     vector depend on b, and ``custom_linear_solve`` then cannot be transposed.)"""
 
-    def dot(x, y):
-        return sum(jnp.sum(a * c) for a, c in zip(x, y, strict=True))
+    def dot(x, y):  # Re x^H y: real for the Hermitian positive definite system
+        return sum(jnp.real(jnp.sum(jnp.conj(a) * c)) for a, c in zip(x, y, strict=True))
 
     def axpy(a, x, y):
-        return tuple(a * xi + yi for xi, yi in zip(x, y, strict=True))
+        return tuple(a.astype(xi.dtype) * xi + yi for xi, yi in zip(x, y, strict=True))
 
     bb = dot(b, b)
     stop = (tol * tol) * bb
@@ -395,12 +404,16 @@ def _is_bcoo(a) -> bool:
 
 def _check_dtype(dtype, what):
     dtype = jnp.dtype(dtype)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        raise NotImplementedError(
-            f"jaxsvd.svds supports real floating {what} only (complex input is planned); got {dtype}")
-    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
-        raise TypeError(f"jaxsvd.svds needs a float32 or float64 {what}; got {dtype}")
+    if dtype not in tuple(jnp.dtype(d) for d in (jnp.float32, jnp.float64, jnp.complex64, jnp.complex128)):
+        raise TypeError(f"jaxsvd.svds needs a float32, float64, complex64 or complex128 {what}; got {dtype}")
     return dtype
+
+
+def _adjoint(at_mv, dtype):
+    """y -> A^H y from y -> A^T y (a conjugation for complex operators)."""
+    if not jnp.issubdtype(dtype, jnp.complexfloating):
+        return at_mv
+    return lambda y: jnp.conj(at_mv(jnp.conj(y)))
 
 
 def _as_operator(a):
@@ -411,11 +424,11 @@ def _as_operator(a):
                              f"got shape {a.shape} (n_batch={a.n_batch}, n_dense={a.n_dense})")
         m, n = a.shape
         dtype = a.dtype
-        if not jnp.issubdtype(dtype, jnp.floating):
+        if not jnp.issubdtype(dtype, jnp.inexact):
             a = a.astype(_float_default())
         dtype = _check_dtype(a.dtype, "matrix")
         at = a.T
-        return (lambda x: a @ x), (lambda y: at @ y), m, n, dtype
+        return (lambda x: a @ x), _adjoint(lambda y: at @ y, dtype), m, n, dtype
     if isinstance(a, (jax.Array, np.ndarray, np.generic, list, tuple, float, int)):
         raise AssertionError("arrays are handled by svds")  # pragma: no cover
     # anything else must be a lineax operator
@@ -441,7 +454,7 @@ def _as_operator(a):
     except Exception as e:  # noqa: BLE001 - lineax raises several kinds
         raise TypeError(f"jaxsvd.svds needs the operator's transpose (A^T y); "
                         f"{type(a).__name__}.transpose() failed: {e}") from None
-    return a.mv, at.mv, m, n, dtype
+    return a.mv, _adjoint(at.mv, dtype), m, n, dtype
 
 
 def _float_default():
@@ -492,9 +505,7 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
     a = jnp.asarray(a)
     if a.ndim < 2:
         raise ValueError(f"a must have at least 2 dimensions (..., m, n); got shape {a.shape}")
-    if jnp.issubdtype(a.dtype, jnp.complexfloating):
-        _check_dtype(a.dtype, "matrix")
-    if not jnp.issubdtype(a.dtype, jnp.floating):
+    if not jnp.issubdtype(a.dtype, jnp.inexact):
         a = a.astype(_float_default())
     dtype = _check_dtype(a.dtype, "matrix")
     m, n = a.shape[-2:]
@@ -519,7 +530,7 @@ def _dense_operator(m: int, n: int, dtype) -> _Operator:
     so eager calls reuse the compiled solver instead of retracing it)."""
     z = np.broadcast_to(np.zeros((), dtype), (m, n))  # a placeholder view, no memory
     op = _Operator(lambda x: jnp.matmul(z, x, precision=_HIGHEST),
-                   lambda y: jnp.matmul(y, z, precision=_HIGHEST), m, n, dtype)
+                   _adjoint(lambda y: jnp.matmul(y, z, precision=_HIGHEST), jnp.dtype(dtype)), m, n, dtype)
     assert len(op.consts) == 2 and op.n_mv == 1
     op.consts = None  # the placeholders are not data: callers pass [a, a]
     return op
@@ -533,7 +544,7 @@ def _bind(op, consts, kd, k, p, tol, maxiter):
     args = list(consts) + [kd]
     u, s, v, res, steps, nxt = svds_p.bind(*args, op=op, k=k, p=p, tol=tol, maxiter=maxiter, batch_shape=(),
                                            batched=(False,) * len(args))
-    return _compat.SVDResult(U=u, S=s, Vh=mT(v)), SvdsInfo(res, steps, nxt)
+    return _compat.SVDResult(U=u, S=s, Vh=mH(v)), SvdsInfo(res, steps, nxt)
 
 
 def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
@@ -557,10 +568,12 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
     with respect to the array or to the arrays an operator closes over.
 
     Args:
-      a: a real array ``(..., m, n)`` (batches as with :func:`svd`; integers
-        are promoted), a 2-D ``jax.experimental.sparse.BCOO`` matrix, or a
+      a: a real or complex array ``(..., m, n)`` (float32/64, complex64/128;
+        batches as with :func:`svd`; integers are promoted), a 2-D ``jax.experimental.sparse.BCOO`` matrix, or a
         ``lineax.AbstractLinearOperator`` with 1-D vector input and output
         structures and a transpose (lineax: ``pip install 'jaxsvd[operators]'``).
+        For complex operators ``A^H y`` is formed as ``conj(A^T conj(y))`` and
+        the vectors follow the phase gauge of docs/complex.md.
       k: number of triplets, a Python int with ``1 <= k <= min(m, n)``.
       tol: residual tolerance: a triplet is converged when the Lanczos estimate
         of ``|A^T u_i - s_i v_i|`` is ``<= tol * s_1`` (``A v_i = s_i u_i`` holds
@@ -578,8 +591,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
 
     Returns:
       ``SVDResult(U, S, Vh)``: ``U`` ``(..., m, k)``, ``S`` ``(..., k)``
-      descending, ``Vh`` ``(..., k, n)``.  Signs of the vectors are arbitrary
-      (not LAPACK's).  A triplet that did not converge within ``maxiter`` is
+      descending (real), ``Vh`` ``(..., k, n)``.  Signs (phases) of the vectors
+      are arbitrary (not LAPACK's).  A triplet that did not converge within ``maxiter`` is
       NaN; NaN in the input gives NaN out (no exception, also under ``jit``).
 
     Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol, 4 k eps)``
@@ -593,7 +606,6 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
       ValueError: ``k`` out of range; ``a`` with fewer than 2 dimensions; bad
         ``tol`` or ``maxiter``.
       ImportError: an operator argument without lineax installed.
-      NotImplementedError: complex input.
 
     Example:
       >>> import jax.numpy as jnp, jaxsvd

@@ -77,9 +77,9 @@ from jax import lax
 
 from . import _compat
 from ._nanmask import nan_unless
-from ._series import mm, mT, svd_series
+from ._series import like, mH, mm, svd_series
 from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
-from ._svd import as_matrix, static_int
+from ._svd import as_matrix, real_dtype, static_int
 
 #: Taylor terms of g beyond the order inside a merged near-tie cluster
 NEAR_EXTRA = 8
@@ -247,10 +247,10 @@ def _g_series(s, sig, ids, spec, K: int):
     if spec.kind == "truncate":
         top = spec._top(s).astype(s.dtype)
         mask = top[..., :, None] * top[..., None, :]
-        return [x * mask for x in sig]
+        return [x * like(mask, x) for x in sig]
     if spec.kind == "pinv":
         # inverse series of the top block: N_0 = diag(1/s), N_b = -N_0 sum_j S_j N_(b-j)
-        n0 = spec.values(s)
+        n0 = like(spec.values(s), sig[0])
         ns = [None]
         for b in range(1, K + 1):
             acc = sig[b - 1] * n0[..., None, :]
@@ -262,9 +262,9 @@ def _g_series(s, sig, ids, spec, K: int):
     # so diag(g^(j)(c)) commutes with the block-diagonal S(x) - c)
     same = ids[..., :, None] == ids[..., None, :]
     c = jnp.sum(jnp.where(same, s[..., None, :], 0.0), axis=-1) / jnp.sum(same, axis=-1).astype(s.dtype)
-    e0 = s - c
+    e0 = like(s - c, sig[0])
     J = K + NEAR_EXTRA
-    d = spec.taylor(c, J)
+    d = [like(x, sig[0]) for x in spec.taylor(c, J)]
     gs = [jnp.zeros_like(sig[0]) for _ in range(K)]
     # power j of E(x) = diag(e0) + sum_b sig_b x^b: order 0 a vector (diagonal)
     p0, pw = e0, list(sig)  # E^1
@@ -284,24 +284,26 @@ def _g_series(s, sig, ids, spec, K: int):
 
 
 def _triple(us, g0, gs, vs, K: int):
-    """[F_1..F_K], F_n = sum_{a+b+c=n} U_a G_b V_c^T, G_0 = diag(g0)."""
+    """[F_1..F_K], F_n = sum_{a+b+c=n} U_a G_b V_c^H, G_0 = diag(g0)."""
     ys = []
-    for j in range(K + 1):  # Y_j = sum_{b+c=j} G_b V_c^T
-        y = g0[..., :, None] * mT(vs[j])
+    g0 = like(g0, vs[0])
+    for j in range(K + 1):  # Y_j = sum_{b+c=j} G_b V_c^H
+        y = g0[..., :, None] * mH(vs[j])
         for b in range(1, j + 1):
             if gs[b - 1] is not None:
-                y = y + mm(gs[b - 1], mT(vs[j - b]))
+                y = y + mm(gs[b - 1], mH(vs[j - b]))
         ys.append(y)
     return [sum(mm(us[a], ys[nn - a]) for a in range(nn + 1)) for nn in range(1, K + 1)]
 
 
 def _odd_series(zs, c, K: int):
-    """Orders 1..K of sum_k c_(2k+1) Z (Z^T Z)^k for Z(x) = sum_{n>=1} zs[n-1] x^n."""
+    """Orders 1..K of sum_k c_(2k+1) Z (Z^H Z)^k for Z(x) = sum_{n>=1} zs[n-1] x^n."""
     z = [None] + list(zs)
+    c = [like(x, zs[0]) for x in c]
     out = [c[1][..., None, None] * x for x in zs]
     if K < 3:
         return out
-    w = [None, None] + [sum(mm(mT(z[a]), z[nn - a]) for a in range(1, nn)) for nn in range(2, K + 1)]
+    w = [None, None] + [sum(mm(mH(z[a]), z[nn - a]) for a in range(1, nn)) for nn in range(2, K + 1)]
     q = z
     for k in range(1, (K - 1) // 2 + 1):
         q = [None] * (2 * k + 1) + [sum(mm(q[a], w[nn - a]) for a in range(2 * k - 1, nn - 1))
@@ -318,7 +320,7 @@ def _f_series(s, u, v, terms, spec, K: int):
     ser = svd_series(s, u, v, terms, mask=False, ids=ids, num_orders=K)
     us, vs = [u] + ser.u, [v] + ser.v
     w = nz.astype(s.dtype)
-    wm = w[..., :, None] * w[..., None, :]
+    wm = like(w[..., :, None] * w[..., None, :], u)
     gs = [None if x is None else x * wm for x in _g_series(s, ser.blocks, ids, spec, K)]
     out = _triple(us, spec.values(s) * w, gs, vs, K)
     if spec.kind == "polar" or (spec.k is not None and spec.k < s.shape[-1]):
@@ -339,7 +341,7 @@ def _nan_unless_ok(x, ok):
 def _multilinear(s, u, vt, hs, spec):
     """D^p F[h_1, ..., h_p] = D^(p-1) c_p(h_1)[h_2, ..., h_p] (module doc)."""
     p = len(hs)
-    v = mT(vt)
+    v = mH(vt)
     m, n = u.shape[-2], v.shape[-2]
 
     def coef(h):
@@ -360,7 +362,7 @@ tie_p = _compat.new_primitive("jaxsvd_tie")
 
 def _impl(a, s, u, vt, *hs, spec):
     if not hs:
-        return mm(u * spec.values(s)[..., None, :], vt)
+        return mm(u * like(spec.values(s), u)[..., None, :], vt)
     return _multilinear(s, u, vt, hs, spec)
 
 
@@ -399,7 +401,9 @@ def _jvp(primals, tangents, *, spec):
 
 
 def _transpose(ct, a, s, u, vt, *hs, spec):
-    # D^p F is symmetric in all p + 1 directions (F is a gradient)
+    # D^p F is symmetric in all p + 1 directions (F is a gradient).  For complex a
+    # it is self-adjoint for Re tr(X^H Y), and JAX pairs a cotangent with a
+    # tangent by Re sum(ct * y): the transpose is conj(D^p F[.., conj(ct), ..])
     lin = [i for i, h in enumerate(hs) if _compat.is_undefined_primal(h)]
     if len(lin) != 1 or _compat.is_undefined_primal(a):
         raise NotImplementedError("tie_p is linear in one direction at a time")
@@ -408,8 +412,8 @@ def _transpose(ct, a, s, u, vt, *hs, spec):
         res = ct
     else:
         args = list(hs)
-        args[i] = ct
-        res = tie_p.bind(a, s, u, vt, *args, spec=spec)
+        args[i] = jnp.conj(ct)
+        res = jnp.conj(tie_p.bind(a, s, u, vt, *args, spec=spec))
     return [None] * 4 + [res if j == i else None for j in range(len(hs))]
 
 
@@ -428,7 +432,7 @@ def _taylor(primals_in, series_in, *, spec):
     terms = [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sa]
     K, p = len(terms), len(hs)
     m, n = a.shape[-2:]
-    v = mT(vt)
+    v = mH(vt)
     y0 = tie_p.bind(a, s, u, vt, *hs, spec=spec)
     if p == 0:
         fs = _f_series(s, u, v, terms, spec, K)
@@ -443,15 +447,17 @@ def _taylor(primals_in, series_in, *, spec):
                 b = terms[k - 1] if k <= K else jnp.zeros_like(a)
                 for i in range(p):
                     if k - 1 <= K:
-                        b = b + mu[i] * hser[i][k - 1]
+                        b = b + like(mu[i], a) * hser[i][k - 1]
                 path.append(b)
             return _f_series(s, u, v, path, spec, L)[p:]
 
         fn = coefs
         for i in range(p):
-            e = jnp.zeros((p,), a.dtype).at[i].set(1.0)
+            # real mu: F is not holomorphic in a, so its multilinear parts are
+            # taken along real coefficients
+            e = jnp.zeros((p,), s.dtype).at[i].set(1.0)
             fn = (lambda f, d: (lambda x: jax.jvp(f, (x,), (d,))[1]))(fn, e)
-        fs = fn(jnp.zeros((p,), a.dtype))
+        fs = fn(jnp.zeros((p,), s.dtype))
     # These coefficients are jnp code on the cached factorisation, whose tangents
     # are not tracked: a derivative of them with respect to ``a`` (grad of jet)
     # would silently miss the basis's motion.  Make it NaN instead (value 1,
@@ -518,7 +524,7 @@ def _spec_pinv(k: int):
 
 
 def _sym(x):
-    return 0.5 * (x + mT(x))
+    return 0.5 * (x + mH(x))
 
 
 def polar(a, side: str = "right"):
@@ -556,7 +562,7 @@ def polar(a, side: str = "right"):
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
     a = _checked(a)
     u = _apply(a, _POLAR)
-    p = mm(mT(u), a) if side == "right" else mm(a, mT(u))
+    p = mm(mH(u), a) if side == "right" else mm(a, mH(u))
     return u, _sym(p)
 
 
@@ -607,18 +613,18 @@ def projectors(a, k: int):
     nan_guard = 0.0 * jnp.sum(lax.stop_gradient(a), axis=(-2, -1))[..., None, None]  # NaN in, NaN out
 
     def exact(prod, basis):  # value from the basis (accurate), derivative from the product
-        val = mm(basis[..., :, :k], mT(basis[..., :, :k]))
+        val = mm(basis[..., :, :k], mH(basis[..., :, :k]))
         return _sym(prod) - lax.stop_gradient(_sym(prod)) + val
 
     batch = a.shape[:-2]
     if k == r and m <= n:
         pu = jnp.broadcast_to(jnp.eye(m, dtype=a.dtype), batch + (m, m)) + nan_guard
     else:
-        pu = exact(mm(g, mT(a)), u)
+        pu = exact(mm(g, mH(a)), u)
     if k == r and n <= m:
         pv = jnp.broadcast_to(jnp.eye(n, dtype=a.dtype), batch + (n, n)) + nan_guard
     else:
-        pv = exact(mm(mT(a), g), mT(vt))
+        pv = exact(mm(mH(a), g), mH(vt))
     return pu, pv
 
 
@@ -668,7 +674,7 @@ def generalized_matrix_function(g):
     def F(a):
         a = _checked(a)
         r = min(a.shape[-2:])
-        closed, out = jax.make_jaxpr(g, return_shape=True)(jax.ShapeDtypeStruct((r,), a.dtype))
+        closed, out = jax.make_jaxpr(g, return_shape=True)(jax.ShapeDtypeStruct((r,), real_dtype(a.dtype)))
         if any(isinstance(c, _compat.Tracer) for c in closed.consts):
             raise TypeError(
                 "g closes over a traced value (e.g. a jit argument); generalized_matrix_function needs g "

@@ -19,7 +19,7 @@ from jax import lax
 
 from . import _compat
 from ._series import svd_series
-from ._svd import as_matrix, basis
+from ._svd import as_matrix, basis, real_dtype
 
 triplet_p = _compat.new_primitive("jaxsvd_singular_triplet", multiple_results=True)
 
@@ -27,13 +27,13 @@ triplet_p = _compat.new_primitive("jaxsvd_singular_triplet", multiple_results=Tr
 def _impl(a, *, k):
     # the same LAPACK call as svd_p's thin SVD, so XLA can share it under jit
     u, s, vt = lax.linalg.svd(a, full_matrices=False, compute_uv=True)
-    return [s[..., k], u[..., :, k], vt[..., k, :]]
+    return [s[..., k], u[..., :, k], jnp.conj(vt[..., k, :])]  # v_k = conj(row k of V^H)
 
 
 def _abstract_eval(a, *, k):
     *batch, m, n = a.shape
     batch = tuple(batch)
-    return (_compat.ShapedArray(batch, a.dtype), _compat.ShapedArray(batch + (m,), a.dtype),
+    return (_compat.ShapedArray(batch, real_dtype(a.dtype)), _compat.ShapedArray(batch + (m,), a.dtype),
             _compat.ShapedArray(batch + (n,), a.dtype))
 
 

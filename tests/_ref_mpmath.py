@@ -1,5 +1,6 @@
 """High-precision reference: Rayleigh-Schroedinger series of one eigenvalue of
-the block operator T(x) = [[0, A(x)], [A(x)^T, 0]] in mpmath (THEORY.md section 2).
+the block operator T(x) = [[0, A(x)], [A(x)^H, 0]] in mpmath (THEORY.md section 2);
+real or complex A (Hermitian block operator, mpmath's eighe).
 
 Independent of jaxsvd: a vector recursion on the (m+n) x (m+n) symmetric
 operator with the reduced resolvent built from mpmath's own symmetric
@@ -20,8 +21,15 @@ def _block(a):
     for i in range(m):
         for j in range(n):
             t[i, m + j] = a[i, j]
-            t[m + j, i] = a[i, j]
+            t[m + j, i] = mp.conj(a[i, j])
     return t
+
+
+def _mp(x):
+    x = np.asarray(x)
+    if np.iscomplexobj(x):
+        return mp.matrix([[mp.mpc(complex(v)) for v in row] for row in x.astype(complex)])
+    return mp.matrix(x.astype(float).tolist())
 
 
 def sigma_series(a0, coeffs, k: int, order: int, dps: int = 50):
@@ -31,11 +39,11 @@ def sigma_series(a0, coeffs, k: int, order: int, dps: int = 50):
     sigma_k (0-based, descending) must be a simple, non-zero singular value.
     """
     with mp.workdps(dps):
-        A = [mp.matrix(np.asarray(a0, dtype=float).tolist())] + [
-            mp.matrix(np.asarray(c, dtype=float).tolist()) for c in coeffs]
+        cplx = np.iscomplexobj(a0) or any(np.iscomplexobj(c) for c in coeffs)
+        A = [_mp(a0)] + [_mp(c) for c in coeffs]
         T = [_block(x) for x in A]
         N = T[0].rows
-        evals, evecs = mp.eigsy(T[0])
+        evals, evecs = mp.eighe(T[0]) if cplx else mp.eigsy(T[0])
         evals = [evals[i] for i in range(N)]
         order_idx = sorted(range(N), key=lambda i: -evals[i])
         i0 = order_idx[k]  # k-th largest eigenvalue = sigma_k (positive branch)
@@ -48,7 +56,7 @@ def sigma_series(a0, coeffs, k: int, order: int, dps: int = 50):
                 continue
             d = evals[i] - lam0
             col = evecs[:, i]
-            S += (col * col.T) / d
+            S += (col * col.H) / d
         Tj = lambda j: T[j] if j < len(T) else None  # noqa: E731
         ws = [w0]
         lams = [lam0]
@@ -61,12 +69,12 @@ def sigma_series(a0, coeffs, k: int, order: int, dps: int = 50):
                     continue
                 v = tj * ws[n - j]
                 acc += v
-                lam += (w0.T * v)[0]
+                lam += (w0.H * v)[0]
             lams.append(lam)
             for j in range(1, n + 1):
                 acc -= lams[j] * ws[n - j]
             ws.append(-(S * acc))
-        return [float(x) for x in lams]
+        return [float(mp.re(x)) for x in lams]
 
 
 def sigma_derivatives(a0, h, k: int, order: int, dps: int = 50):

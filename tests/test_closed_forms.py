@@ -211,5 +211,5 @@ def test_errors():
         jaxsvd.hessian(a, 0.5)
     with pytest.raises(ValueError, match="non-empty"):
         jaxsvd.hessian(jnp.ones((0, 3)), 0)
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError, match="real wrapper"):
         jaxsvd.hessian(jnp.ones((2, 2), jnp.complex64), 0)
