@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _compat
+from ._gauge import gauge_mask
 from ._nanmask import sandwich
 from ._series import mT, svd_series
 from ._spectrum import degenerate, relative_gaps
@@ -141,8 +142,18 @@ def _svd_jvp(primals, tangents, *, full_matrices, compute_uv, masked):
     ds = first_order_values(s, u, v, da)
     if not compute_uv:
         return out, (ds,)
+    if masked and not jnp.iscomplexobj(a):
+        # NaN vectors at ties in forward mode; in reverse mode a gauge-invariant
+        # cotangent passes in the rotation-free gauge (jaxsvd/_gauge.py)
+        ser = svd_series(s, u, v, [da], u_null=un, v_null=vn, mask=False)
+        ds, du, dv = gauge_mask(ds, ser.u[0], ser.v[0], s, _cols(u, un), _cols(v, vn))
+        return out, (ds, du, mT(dv))
     ser = svd_series(s, u, v, [da], u_null=un, v_null=vn, mask=masked)
     return out, (ds, ser.u[0], mT(ser.v[0]))
+
+
+def _cols(x, x_null):
+    return x if x_null is None else jnp.concatenate([x, x_null], axis=-1)
 
 
 # ---------------------------------------------------------------------------
