@@ -67,6 +67,9 @@ docs/degeneracy.md lists what is exact and what is not.
 
 from __future__ import annotations
 
+from functools import partial
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -144,12 +147,6 @@ def _decide(ds, du, dv, s, u, v):
     mixed = jnp.any(same & (zero[..., :, None] != zero[..., None, :]), axis=-2)
     degen = (size > 1) | zero
 
-    def agg(x):  # sum over the cluster of each column
-        return jnp.sum(samef * x[..., :, None], axis=-2)
-
-    def block(mat):  # squared Frobenius norm of the cluster block of mat, per column
-        return agg(jnp.sum(samef * mat * mat, axis=-2))
-
     ut, vt, gu, gv = u[..., :r], v[..., :r], du[..., :r], dv[..., :r]
     hu, hv = _mm(_mT(ut), gu), _mm(_mT(vt), gv)  # (r, r)
     cu, cv = _sq(gu, -2), _sq(gv, -2)  # (r,)
@@ -168,27 +165,31 @@ def _decide(ds, du, dv, s, u, v):
 
     nu_u, cross_u, nn_u = side(u, du, ut, gu, hu, ku, m)
     nu_v, cross_v, nn_v = side(v, dv, vt, gv, hv, kv, n)
-    smax2 = s[..., 0] ** 2
-    kappa2 = jnp.sum(cu + cv, axis=-1) + nu_u + nu_v + smax2 * _sq(ds, -1)
-    thr = (tau2 * kappa2)[..., None]  # (..., 1)
-    s2 = s * s
-    vec = agg(cu + cv)
-    # non-zero clusters
+    smax2 = s[..., :1] ** 2
+    kappa2 = jnp.sum(cu + cv, axis=-1, keepdims=True) + (nu_u + nu_v)[..., None] + smax2 * _sq(ds[..., None, :], -1)
+    thr = tau2 * kappa2  # (..., 1)
+    # the r x r matrices of the checks; squares summed over each cluster block (one product
+    # with the cluster indicator: agg(x)_j = sum of x_i over the cluster of j)
     y = hu + hv
-    r1 = block(_skew(y))
-    dev = ds - agg(ds) / size.astype(dt)
-    r2 = s2 * agg(dev * dev)
     offdiag = jnp.broadcast_to(~jnp.eye(r, dtype=bool), y.shape)
-    sym = jnp.where(offdiag, y + _mT(y), 0.0) * 0.5
-    r3 = jnp.minimum(block(sym), s2 * agg(ds * ds))
-    r4 = ((size == m) & (agg(cv) <= thr)) | ((size == n) & (agg(cu) <= thr))
+    mats = jnp.stack([_skew(y), jnp.where(offdiag, 0.5 * (y + _mT(y)), 0.0), _skew(hu), _skew(hv)], axis=-3)
+    blocks = jnp.sum(samef[..., None, :, :] * mats * mats, axis=-2)  # (..., 4, r)
+    cols = jnp.concatenate([jnp.stack([cu, cv, ds, ds * ds, cross_u + cross_v], axis=-2), blocks], axis=-2)
+    agg = _mm(cols, samef)  # (..., 9, r)
+    a_cu, a_cv, a_ds, a_ds2, a_cross, r1, b_sym, b_ku, b_kv = (agg[..., i, :] for i in range(9))
+    dev = ds - a_ds / size.astype(dt)
+    s2 = s * s
+    r2 = s2 * _mm(dev[..., None, :] ** 2, samef)[..., 0, :]
+    vec = a_cu + a_cv
+    # non-zero clusters: R1-R4
+    r3 = jnp.minimum(b_sym, s2 * a_ds2)
+    r4 = ((size == m) & (a_cv <= thr)) | ((size == n) & (a_cu <= thr))
     bad_nz = (r1 > thr) | (r2 > thr) | (r3 > thr) | r4
-    # the zero cluster (with the null-space columns)
-    null2 = (nu_u + nu_v)[..., None]
-    vec_z = vec + null2
-    z1 = block(_skew(hu)) + block(_skew(hv)) + agg(cross_u + cross_v) + (nn_u + nn_v)[..., None]
-    z2 = jnp.minimum(agg(cu) + nu_u[..., None], agg(cv) + nu_v[..., None])
-    z3 = smax2[..., None] * agg(ds * ds)
+    # the zero cluster (with the null-space columns): Z1-Z4
+    vec_z = vec + (nu_u + nu_v)[..., None]
+    z1 = b_ku + b_kv + a_cross + (nn_u + nn_v)[..., None]
+    z2 = jnp.minimum(a_cu + nu_u[..., None], a_cv + nu_v[..., None])
+    z3 = smax2 * a_ds2
     z4 = jnp.all(zero, axis=-1, keepdims=True)
     bad_z = (z1 > thr) | (z2 > thr) | (z3 > thr) | z4
     fail = degen & jnp.where(mixed, vec_z > thr,
@@ -222,6 +223,7 @@ def _abstract_eval(ds, du, dv, s, u, v, *, face):
     return [_compat.ShapedArray(x.shape, x.dtype) for x in (ds, du, dv)]
 
 
+@partial(jax.jit, static_argnames=("face",))
 def _masks(ds, du, dv, s, u, v, face):
     """The masks a face applies, as full-shape keep arrays (for its JVP and Taylor rules)."""
     m, n, r = u.shape[-2], v.shape[-2], s.shape[-1]
@@ -282,7 +284,16 @@ def _taylor(primals_in, series_in, *, face):
     return y, terms
 
 
-gauge_mask_p.def_impl(_impl)
+_impl_reverse = jax.jit(partial(_impl, face="reverse"))
+
+
+def _eager(*args, face):
+    # eager calls of the reverse face run one compiled program (the check is ~80
+    # small ops); the forward face's few ops share the op-by-op cache
+    return _impl(*args, face=face) if face == "forward" else _impl_reverse(*args)
+
+
+gauge_mask_p.def_impl(_eager)
 gauge_mask_p.def_abstract_eval(_abstract_eval)
 _compat.def_lowering_from_fun(gauge_mask_p, _impl, multiple_results=True)
 _compat.def_jvp(gauge_mask_p, _jvp)
