@@ -207,7 +207,11 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
     Degeneracy: where sigma_k coincides with another singular value (within
     ``4 * max(m, n) * eps * sigma_max``) or is zero, the derivatives that do not
     exist -- those of u_k and v_k, and of sigma_k beyond the first order -- are
-    NaN.  Every other coefficient stays exact.  See docs/degeneracy.md.
+    NaN.  Every other coefficient stays exact.  Reverse mode (``grad``,
+    ``jacrev``) of a loss that is invariant under rotations of the vectors
+    inside each cluster (``U @ Vh``, ``U diag(S) Vh``, ``U[:, :k] @ U[:, :k].T``
+    when sigma_k > sigma_k+1) is exact there too: the cotangent is checked for
+    that invariance (NaN if it fails).  See docs/degeneracy.md.
 
     Args:
       a: real array of shape ``(..., m, n)``; integers are promoted.
