@@ -9,7 +9,7 @@ Errors (float64, relative max-norm of the gradient against a reference):
     autodiff through Newton's iteration X <- (X + X^-T)/2 (exact to ~1e-15;
     checked against 50-digit mpmath in tests/test_ties.py);
   * reconstruction norm ||U diag(s) Vh||_F at diag(1, 1, 2, 3), a rotated
-    diag(1, 1, 2, 3) and diag(1 + 1e-10, 1, 2, 3); reference A/||A||;
+    diag(1, 1, 2, 3) and a rotated diag(1 + 1e-10, 1, 2, 3); reference A/||A||;
   * top-2 left projector loss sum((U_2 U_2^T) * W) at a rotated diag(3, 3, 1),
     5x3, and at a rotated diag(3 + 1e-10, 3, 1); reference: 50-digit mpmath
     central differences along each coordinate.
@@ -147,7 +147,8 @@ def errors():
 
     d = np.diag([1.0, 1.0, 2.0, 3.0])
     for label, a in (("diag(1,1,2,3)", d), ("rotated diag(1,1,2,3)", _rotation(3, 4) @ d @ _rotation(4, 4).T),
-                     ("diag(1+1e-10,1,2,3)", np.diag([1.0 + 1e-10, 1.0, 2.0, 3.0]))):
+                     ("rotated diag(1+1e-10,1,2,3)",
+                      _rotation(3, 4) @ np.diag([1.0 + 1e-10, 1.0, 2.0, 3.0]) @ _rotation(4, 4).T)):
         gs = _grads(RECON, a, jnp.linalg.norm)
         gs["torch"] = _torch_grad("recon", a, None)
         rows.append(("reconstruction norm", label, {k: _rel(v, a / np.linalg.norm(a)) for k, v in gs.items()}))
