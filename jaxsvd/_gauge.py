@@ -59,9 +59,9 @@ of the whole cotangent, kappa = ||(U_bar, V_bar, sigma_max s_bar)||_F.  A
 cluster whose vectors' cotangent is below it passes unchecked.
 
 The check is first-order: a loss that is not invariant but is stationary along
-the rotations at LAPACK's particular basis passes R1 (U[0, 2] at diag(1, 1, 2, 3)
-on a sorted cluster of coordinate vectors), and, for a non-zero cluster, the
-cotangent of some invariant losses cannot be told from a non-invariant one's.
+the rotations at LAPACK's particular basis passes R1 (U[1, 2] at diag(1, 1, 2, 3),
+where the tied pair is (e_1, e_0) and U[1, 2] = 1 is a maximum over its
+rotations): it gets the rotation-free gradient (0), not NaN.
 docs/degeneracy.md lists what is exact and what is not.
 """
 
