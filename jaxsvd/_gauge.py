@@ -37,11 +37,11 @@ enter through their sum.  Observable necessary conditions, and the ambiguity:
          U_c^T U_bar_c + V_c^T V_bar_c vanishes.  (The cotangent of
          <U diag(s) V^T, T> and of <U V^T, T> can coincide at a tie while their
          gradients differ; R3 rejects the first wherever s_bar_c != 0.)
-    R4   a cotangent on one side only (V_bar_c = 0), on a cluster whose U_c
-         spans all of R^m (or the mirror): every invariant function of U_c
-         alone is then constant, so the cotangent is either a constant's or a
+    R4   not a cotangent on one side only (V_bar_c = 0) on a cluster whose
+         U_c spans all of R^m (or the mirror): every invariant function of U_c
+         alone is then constant, so such a cotangent is a constant's or a
          non-invariant loss's at a stationary point (U[0, 0] at the identity,
-         where LAPACK returns U = I); NaN.
+         where LAPACK returns U = I).
 
 The cluster of zero singular values (with the null-space columns of a full U,
 V) rotates on each side separately, and the left vectors of a tall matrix may
