@@ -4,14 +4,17 @@ the ``jaxsvd.svd`` route, the ``jnp.linalg.svd`` route,
 ``jax.scipy.linalg.polar`` and PyTorch (when importable), in one run.
 
 Errors (float64, relative max-norm of the gradient against a reference):
-  * polar loss sum((U Vh) * T) at 3x3 rotations and at Q diag(1, 1 + d, 1 - 2d),
-    d = 1e-4 ... 1e-13; reference: reverse-mode autodiff through Newton's
-    iteration X <- (X + X^-T)/2 (exact to ~1e-15; checked against 50-digit
-    mpmath in tests/test_ties.py);
-  * reconstruction norm ||U diag(s) Vh||_F at diag(1, 1, 2, 3); reference A/||A||;
+  * polar loss sum((U Vh) * T) at 3x3 rotations, a 5x5 rotation, the identity
+    and at Q diag(1, 1 + d, 1 - 2d), d = 1e-4 ... 1e-13; reference: reverse-mode
+    autodiff through Newton's iteration X <- (X + X^-T)/2 (exact to ~1e-15;
+    checked against 50-digit mpmath in tests/test_ties.py);
+  * reconstruction norm ||U diag(s) Vh||_F at diag(1, 1, 2, 3), a rotated
+    diag(1, 1, 2, 3) and a rotated diag(1 + 1e-10, 1, 2, 3); reference A/||A||;
   * top-2 left projector loss sum((U_2 U_2^T) * W) at a rotated diag(3, 3, 1),
     5x3, and at a rotated diag(3 + 1e-10, 3, 1); reference: 50-digit mpmath
     central differences along each coordinate.
+The "jaxsvd.svd" column is ``jax.grad`` through ``jaxsvd.svd`` (the reverse-mode gauge
+check of jaxsvd/_gauge.py: exact at exact ties, limited by 1/gap near them).
 Cells: "NaN" when the gradient has a NaN, "error" when the route raises.
 
 Timing: ``jax.jit(jax.value_and_grad)`` of the polar loss at 256x256 and
@@ -20,6 +23,7 @@ of ``jaxsvd.polar`` at 128x256 against one ``jnp.linalg.svd``.  Compile time
 separate; medians after warm-up.
 
     python benchmarks/bench_ties.py --quick           # 256x256 timing only
+    python benchmarks/bench_ties.py --no-timing       # the error table only
     python benchmarks/bench_ties.py --json out.json
 """
 
@@ -118,8 +122,8 @@ def _grads(routes, a, loss_of):
     return out
 
 
-def _rotation(seed):
-    q = np.linalg.qr(np.random.default_rng(seed).standard_normal((3, 3)))[0]
+def _rotation(seed, n=3):
+    q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0]
     return q if np.linalg.det(q) > 0 else -q
 
 
@@ -127,7 +131,7 @@ def errors():
     rows = []
     t = np.random.default_rng(100).standard_normal((3, 3))
 
-    def polar_row(label, a):
+    def polar_row(label, a, t=t):
         ref = np.asarray(jax.grad(lambda x: jnp.sum(R.newton_polar(x) * t))(jnp.asarray(a)))
         gs = _grads(POLAR, a, lambda u: jnp.sum(u * t))
         gs["torch"] = _torch_grad("polar", a, t)
@@ -135,14 +139,19 @@ def errors():
 
     for seed in (0, 1, 2):
         polar_row(f"rotation (seed {seed})", _rotation(seed))
+    polar_row("rotation 5x5", _rotation(0, 5), np.random.default_rng(100).standard_normal((5, 5)))
+    polar_row("identity", np.eye(3))
     q = _rotation(7)
     for d in (1e-4, 1e-6, 1e-8, 1e-10, 1e-13):
         polar_row(f"Q diag(1,1+d,1-2d) d={d:.0e}", q @ np.diag([1.0, 1.0 + d, 1.0 - 2 * d]))
 
-    a = np.diag([1.0, 1.0, 2.0, 3.0])
-    gs = _grads(RECON, a, jnp.linalg.norm)
-    gs["torch"] = _torch_grad("recon", a, None)
-    rows.append(("reconstruction norm", "diag(1,1,2,3)", {k: _rel(v, a / np.linalg.norm(a)) for k, v in gs.items()}))
+    d = np.diag([1.0, 1.0, 2.0, 3.0])
+    for label, a in (("diag(1,1,2,3)", d), ("rotated diag(1,1,2,3)", _rotation(3, 4) @ d @ _rotation(4, 4).T),
+                     ("rotated diag(1+1e-10,1,2,3)",
+                      _rotation(3, 4) @ np.diag([1.0 + 1e-10, 1.0, 2.0, 3.0]) @ _rotation(4, 4).T)):
+        gs = _grads(RECON, a, jnp.linalg.norm)
+        gs["torch"] = _torch_grad("recon", a, None)
+        rows.append(("reconstruction norm", label, {k: _rel(v, a / np.linalg.norm(a)) for k, v in gs.items()}))
 
     w = np.random.default_rng(101).standard_normal((5, 5))
     for label, s in (("rotated diag(3,3,1) 5x3", [3.0, 3.0, 1.0]),
@@ -213,6 +222,7 @@ def _fmt(x):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="256x256 timing only, 3 repeats")
+    ap.add_argument("--no-timing", action="store_true", help="the error table only")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     res = {"jax": jax.__version__, "platform": platform.platform(), "device": str(jax.devices()[0])}
@@ -225,6 +235,11 @@ def main(argv=None):
         print(f"{'loss':22s} {'matrix':30s} " + " ".join(f"{r[:13]:>13s}" for r in routes))
         for loss, mat, errs in rows:
             print(f"{loss:22s} {mat:30s} " + " ".join(f"{_fmt(errs.get(r)):>13s}" for r in routes))
+    if args.no_timing:
+        res["wall_s"] = time.perf_counter() - t0
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1))
+        return 0
     res["timing"] = timing([256] if args.quick else [256, 1024], 3 if args.quick else 5)
     print("\npolar + gradient (jit(value_and_grad)), median seconds")
     for row in res["timing"]:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _compat
+from ._gauge import gauge_mask
 from ._nanmask import sandwich
 from ._series import mH, svd_series
 from ._spectrum import degenerate, relative_gaps
@@ -149,8 +150,18 @@ def _svd_jvp(primals, tangents, *, full_matrices, compute_uv, masked):
     ds = first_order_values(s, u, v, da)
     if not compute_uv:
         return out, (ds,)
+    if masked and not jnp.iscomplexobj(a):
+        # NaN vectors at ties in forward mode; in reverse mode a gauge-invariant
+        # cotangent passes in the rotation-free gauge (jaxsvd/_gauge.py)
+        ser = svd_series(s, u, v, [da], u_null=un, v_null=vn, mask=False)
+        ds, du, dv = gauge_mask(ds, ser.u[0], ser.v[0], s, _cols(u, un), _cols(v, vn))
+        return out, (ds, du, mT(dv))
     ser = svd_series(s, u, v, [da], u_null=un, v_null=vn, mask=masked)
     return out, (ds, ser.u[0], mH(ser.v[0]))
+
+
+def _cols(x, x_null):
+    return x if x_null is None else jnp.concatenate([x, x_null], axis=-1)
 
 
 # ---------------------------------------------------------------------------
@@ -204,7 +215,11 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
     Degeneracy: where sigma_k coincides with another singular value (within
     ``4 * max(m, n) * eps * sigma_max``) or is zero, the derivatives that do not
     exist -- those of u_k and v_k, and of sigma_k beyond the first order -- are
-    NaN.  Every other coefficient stays exact.  See docs/degeneracy.md.
+    NaN.  Every other coefficient stays exact.  Reverse mode (``grad``,
+    ``jacrev``) of a loss that is invariant under rotations of the vectors
+    inside each cluster (``U @ Vh``, ``U diag(S) Vh``, ``U[:, :k] @ U[:, :k].T``
+    when sigma_k > sigma_k+1) is exact there too: the cotangent is checked for
+    that invariance (NaN if it fails).  See docs/degeneracy.md.
 
     Args:
       a: real array of shape ``(..., m, n)``; integers are promoted.

@@ -3,6 +3,10 @@
 No stability promise: names and signatures here may change in any release.
 """
 
+from .._gauge import GAUGE_CHECK_ULPS as GAUGE_CHECK_ULPS
+from .._gauge import gauge_check_rtol as gauge_check_rtol
+from .._gauge import gauge_mask as gauge_mask
+from .._gauge import gauge_mask_p as gauge_mask_p
 from .._nanmask import nan_unless as nan_unless
 from .._nanmask import nan_unless_p as nan_unless_p
 from .._series import SVDSeries as SVDSeries
