@@ -155,7 +155,7 @@ def _svd_jvp(primals, tangents, *, full_matrices, compute_uv, masked):
         # cotangent passes in the rotation-free gauge (jaxsvd/_gauge.py)
         ser = svd_series(s, u, v, [da], u_null=un, v_null=vn, mask=False)
         ds, du, dv = gauge_mask(ds, ser.u[0], ser.v[0], s, _cols(u, un), _cols(v, vn))
-        return out, (ds, du, mT(dv))
+        return out, (ds, du, mH(dv))
     ser = svd_series(s, u, v, [da], u_null=un, v_null=vn, mask=masked)
     return out, (ds, ser.u[0], mH(ser.v[0]))
 
