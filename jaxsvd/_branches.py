@@ -68,11 +68,16 @@ from __future__ import annotations
 
 import math
 
+from functools import partial
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 from ._series import _complement_series, mm, mT, svd_series
 from ._svd import as_matrix, basis, static_int
+
+_HI = lax.Precision.HIGHEST
 
 
 def merge_rtol(dtype) -> float:
@@ -124,21 +129,59 @@ def _diag(x):
     return eye * x[..., None, :]
 
 
+def _cluster(s, atol, r):
+    """ids, zero mask and merged values (cluster means, zeros exactly 0)."""
+    s_ = _sg(s)
+    ids = _runs(s_, atol)
+    zero = s_ <= atol[..., None]
+    same = ids[..., :, None] == ids[..., None, :]
+    onehot = same.astype(s.dtype)
+    s_m = jnp.einsum("...ij,...j->...i", onehot, s, precision=_HI) / jnp.sum(onehot, axis=-1)
+    return ids, zero, same, jnp.where(zero, jnp.zeros_like(s_m), s_m)
+
+
+def _record(u, s, s_m, zero, same, coefs, pshift, ref, level, r):
+    """Inherit the coefficients of each branch's parent and append this level's.
+
+    Each singular vector of the level lives in one block of the previous one:
+    its weights u_pi^2 over the parent rows p < r pick the parent (they sum to 1
+    within the parent block, and the parent's cluster shares its coefficients).
+    Also the smallest relative gap between distinct clusters of one parent (for
+    the zero parent, whose values are the block operator's +-omega, also omega).
+    """
+    w = u[..., :r, :] * u[..., :r, :]
+    par = jnp.einsum("...pi,...p->...i", w, pshift, precision=_HI)
+    coefs = jnp.einsum("...pi,k...p->k...i", w, coefs, precision=_HI)
+    coefs = coefs.at[level].set(s_m - par)
+    s_, par_ = _sg(s), _sg(par)
+    half = 0.5 * _sg(ref)[..., None, None]
+    one_parent = jnp.abs(par_[..., :, None] - par_[..., None, :]) <= half
+    d = jnp.where(one_parent & ~same, jnp.abs(s_[..., :, None] - s_[..., None, :]), jnp.inf)
+    g = jnp.min(d, axis=(-2, -1))
+    zpar = (par_ <= half[..., 0]) & ~zero
+    g = jnp.minimum(g, jnp.min(jnp.where(zpar, s_, jnp.inf), axis=-1))
+    ok = _sg(ref) > 0
+    return coefs, jnp.where(ok, g / jnp.where(ok, ref, 1), jnp.inf)
+
+
 def branch_coefficients(a, terms, num_orders: int, *, rtol=None):
     """Unscaled Taylor coefficients of the analytic branches of the singular values.
 
     Args:
       a: (..., m, n) real; terms: A_1..A_L (..., m, n), L <= num_orders (missing
-        ones are zero); num_orders: K (static).
+        ones are zero); num_orders: K >= 1 (static).
       rtol: merge tolerance (default :func:`merge_rtol`).
 
     Returns:
-      ``(coefs, gaps)``: coefs is a list of K + 1 arrays (..., r), the unscaled
-      coefficients c_0..c_K of each branch, in the lexicographic order of the
-      module docstring (c_0 the merged values); gaps is a list of K + 1 arrays
-      (...,), the smallest relative gap between distinct clusters of one parent
-      at each level (inf if none): a symmetric function of the branches loses
-      about eps / gaps[l] ** (k - 1 - l) to rounding at order k.
+      ``(coefs, gaps)``: coefs (K + 1, ..., r), the unscaled coefficients
+      c_0..c_K of each branch, in the lexicographic order of the module
+      docstring (c_0 the merged values); gaps (K + 1, ...), the smallest
+      relative gap between distinct clusters of one parent at each level (inf
+      if none): a symmetric function of the branches loses about
+      eps / gaps[l] ** (k - 1 - l) to rounding at order k.
+
+    The K reduction levels are one ``lax.scan`` (one level compiled once): every
+    level carries the family padded to K + 1 terms with zeros.
     """
     m, n = a.shape[-2:]
     r = min(m, n)
@@ -147,87 +190,59 @@ def branch_coefficients(a, terms, num_orders: int, *, rtol=None):
     eps = float(jnp.finfo(dtype).eps)
     rtol = merge_rtol(dtype) if rtol is None else float(rtol)
     batch = a.shape[:-2]
-    fam = [a] + [t for t in terms] + [None] * (K - len(terms))  # M_0, M_1, ..., M_K
-    coefs, gaps = [], []
-    pshift = jnp.zeros(batch + (r,), dtype)  # shift of each parent row (level 0: none)
-    ref = _sg(jnp.zeros(batch, dtype))  # magnitude of the level (set below)
-    noise = jnp.zeros(batch, dtype)  # absolute rounding floor of the level
-    for level in range(K + 1):
-        L = K - level
+    terms = [jnp.broadcast_to(t, a.shape) for t in terms]
+    fam0 = jnp.stack([a] + terms + [jnp.zeros_like(a)] * (K - len(terms)))  # M_0..M_K
+    s0 = _sg(basis(a)[0])
+    carry0 = (fam0, jnp.zeros((K + 1,) + batch + (r,), dtype), jnp.zeros(batch + (r,), dtype),
+              s0[..., 0], jnp.zeros(batch, dtype), jnp.zeros((), jnp.int32))
+
+    def level(carry, _):
+        fam, coefs, pshift, ref, noise, lvl = carry
         s, u, v, un, vn = basis(fam[0], full_matrices=True)
-        s_ = _sg(s)
-        if level == 0:
-            ref = s_[..., 0] if r else jnp.zeros(batch, dtype)
         atol = rtol * ref + noise
-        ids = _runs(s_, atol)
-        zero = s_ <= atol[..., None]
-        same = ids[..., :, None] == ids[..., None, :]
-        onehot = same.astype(dtype)
-        s_m = jnp.einsum("...ij,...j->...i", onehot, s, precision=lax.Precision.HIGHEST) / jnp.sum(onehot, axis=-1)
-        s_m = jnp.where(zero, jnp.zeros_like(s_m), s_m)
-        # parents: each singular vector lives in one block of the previous level
-        w = u[..., :r, :] * u[..., :r, :]  # (..., r_prev, r)
-        par = jnp.einsum("...pi,...p->...i", w, pshift, precision=lax.Precision.HIGHEST)
-        coefs = [jnp.einsum("...pi,...p->...i", w, c, precision=lax.Precision.HIGHEST) for c in coefs]
-        coefs.append(s_m - par)
-        # conditioning: distinct clusters of one parent; for the zero parent (shift 0,
-        # the block operator's +-omega) also the distance 2 omega, omega to 0
-        par_ = _sg(par)
-        one_parent = jnp.abs(par_[..., :, None] - par_[..., None, :]) <= 0.5 * _sg(jnp.maximum(ref, 1e-300))[..., None, None]
-        d = jnp.where(one_parent & ~same, jnp.abs(s_[..., :, None] - s_[..., None, :]), jnp.inf)
-        g = jnp.min(d, axis=(-2, -1)) if r else jnp.full(batch, jnp.inf, dtype)
-        zpar = (par_ <= 0.5 * _sg(ref)[..., None]) & ~zero
-        gz = jnp.min(jnp.where(zpar, s_, jnp.inf), axis=-1) if r else g
-        g = jnp.minimum(g, gz)
-        gaps.append(jnp.where(ref > 0, g / jnp.where(ref > 0, ref, 1), jnp.inf))
-        if L == 0:
-            break
-        # the engine on the merged values: exact series of a matrix within atol
-        smax = jnp.maximum(s_m[..., :1], jnp.finfo(dtype).tiny)
-        lterms = list(fam[1:L + 1])
-        while lterms and lterms[-1] is None:  # trailing zero terms: the engine skips them
-            lterms.pop()
-        lterms = [t if t is not None else jnp.zeros_like(fam[0]) for t in lterms]
-        ser = svd_series(s_m, u, v, lterms, num_orders=L, mask=False, ids=ids,
+        ids, zero, same, s_m = _cluster(s, atol, r)
+        coefs, gap = _record(u, s, s_m, zero, same, coefs, pshift, ref, lvl, r)
+        # the engine on the merged values: the exact series of a matrix within atol
+        smax = jnp.maximum(_sg(s_m[..., :1]), jnp.finfo(dtype).tiny)
+        ser = svd_series(s_m, u, v, [fam[j] for j in range(1, K + 1)], mask=False, ids=ids,
                          rtol=_sg(0.5 * atol[..., None] / smax))
         nz = ~zero
         pair = (nz[..., :, None] & nz[..., None, :]).astype(dtype)
-        blocks = [b * pair for b in ser.blocks]
-        # the zero group: complements of the moving non-zero ranges, and Z(x)
-        nzf = nz.astype(dtype)[..., None, :]
-        zf = zero.astype(dtype)[..., None, :]
-        ul = [u * nzf] + [x * nzf for x in ser.u]
-        vl = [v * nzf] + [x * nzf for x in ser.v]
+        # the zero group: complements N(x), P(x) of the moving non-zero ranges
+        nzf, zf = nz.astype(dtype)[..., None, :], zero.astype(dtype)[..., None, :]
         n0u = jnp.concatenate([u * zf, un], axis=-1)
         n0v = jnp.concatenate([v * zf, vn], axis=-1)
-        nu = [n0u] + _complement_series(ul, n0u, L)
-        nv = [n0v] + _complement_series(vl, n0v, L)
-        # A_0 of the merged problem, through its factors
-        nts = [mm(mT(x), u) for x in nu]  # N_a^T U  (..., m, r)
-        vtn = [mm(mT(v), x) for x in nv]  # V^T P_c  (..., r, n)
-        zs = []
-        for j in range(1, L + 1):
-            acc = [mm(nts[a_] * s_m[..., None, :], vtn[j - a_]) for a_ in range(1, j)]
-            for b in range(1, j + 1):
-                if fam[b] is None:
-                    continue
-                for a_ in range(0, j - b + 1):
-                    acc.append(mm(mT(nu[a_]), mm(fam[b], nv[j - b - a_])))
-            zs.append(sum(acc[1:], acc[0]) if acc else jnp.zeros(batch + (m, n), dtype))
-        new = [_pad(blocks[j], m, n) + zs[j] for j in range(L)]
+        nu = [n0u] + _complement_series([u * nzf] + [x * nzf for x in ser.u], n0u, K)
+        nv = [n0v] + _complement_series([v * nzf] + [x * nzf for x in ser.v], n0v, K)
+        # Z_j = sum_{a+b+c=j} N_a^T M_b P_c, with M_0 = U diag(s_m) V^T (merged):
+        # Y_k = sum_{b=1..k} M_b P_(k-b), then Z_j = sum_a N_a^T Y_(j-a) + M_0 terms
+        ys = [None] + [sum((mm(fam[b], nv[k - b]) for b in range(2, k + 1)), mm(fam[1], nv[k - 1]))
+                       for k in range(1, K + 1)]
+        ntu = [mm(mT(x), u) * s_m[..., None, :] for x in nu]  # N_a^T U diag(s_m)
+        vtp = [mm(mT(v), x) for x in nv]  # V^T P_c
+        new = []
+        for j in range(1, K + 1):
+            z = sum((mm(mT(nu[a_]), ys[j - a_]) for a_ in range(1, j)), mm(mT(nu[0]), ys[j]))
+            for a_ in range(1, j):
+                z = z + mm(ntu[a_], vtp[j - a_])
+            new.append(_pad(ser.blocks[j - 1] * pair, m, n) + z)
         # shifts: parents in order, blocks positive definite and apart
-        ref_next = _sg(_fro(new[0]) + (_fro(fam[1]) if fam[1] is not None else 0.0))
+        ref_next = _sg(_fro(new[0]) + _fro(fam[1]))
         scale = jnp.where(ref_next > 0, ref_next, jnp.ones_like(ref_next))
         nclus = jnp.max(jnp.where(nz, ids + 1, 0), axis=-1)
-        shift = jnp.where(nz, 3 * scale[..., None] * (nclus[..., None] - ids).astype(dtype), 0.0)
-        shift = _sg(shift)
+        shift = _sg(jnp.where(nz, 3 * scale[..., None] * (nclus[..., None] - ids).astype(dtype), 0.0))
         new[0] = new[0] + _pad(_diag(shift), m, n)
-        pshift = shift
-        # rounding from the shifted values of this level reaches the next one
-        noise = 8 * max(m, n) * eps * (3 * scale * nclus.astype(dtype) + _sg(s_[..., 0] if r else 0.0))
-        ref = ref_next
-        fam = new + [None] * (K + 1 - len(new))
-    return coefs, gaps
+        # rounding of the shifted values of this level reaches the next one
+        noise = 8 * max(m, n) * eps * (3 * scale * nclus.astype(dtype) + _sg(s[..., 0]))
+        fam = jnp.stack(new + [jnp.zeros_like(new[0])])
+        return (fam, coefs, shift, ref_next, noise, lvl + 1), gap
+
+    (fam, coefs, pshift, ref, noise, lvl), gaps = lax.scan(level, carry0, None, length=K)
+    # the last level: values only
+    s, u, _, _, _ = basis(fam[0], full_matrices=True)
+    ids, zero, same, s_m = _cluster(s, rtol * ref + noise, r)
+    coefs, gap = _record(u, s, s_m, zero, same, coefs, pshift, ref, K, r)
+    return coefs, jnp.concatenate([gaps, gap[None]])
 
 
 def branches(a, h, order):
@@ -280,12 +295,18 @@ def branches(a, h, order):
     if 0 in a.shape[-2:]:
         r = min(a.shape[-2:])
         return jnp.zeros((order + 1,) + a.shape[:-2] + (r,), a.dtype)
+    return _branches(a, h, order)
+
+
+@partial(jax.jit, static_argnums=2)
+def _branches(a, h, order):
     s = basis(a)[0]
     if order == 0:
         return s[None]
     coefs, _ = branch_coefficients(a, [h], order)
-    rows = [s] + [float(math.factorial(j)) * c for j, c in enumerate(coefs) if j > 0]
-    out = jnp.stack(rows)
+    fact = jnp.asarray([float(math.factorial(j)) for j in range(1, order + 1)], a.dtype)
+    fact = fact.reshape((order,) + (1,) * (coefs.ndim - 1))
+    out = jnp.concatenate([s[None], fact * coefs[1:]])
     bad = jnp.any(jnp.isnan(a) | jnp.isnan(h), axis=(-2, -1))
     return jnp.where(bad[None, ..., None], jnp.asarray(jnp.nan, a.dtype), out)
 
