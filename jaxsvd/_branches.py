@@ -140,7 +140,7 @@ def _cluster(s, atol, r):
     return ids, zero, same, jnp.where(zero, jnp.zeros_like(s_m), s_m)
 
 
-def _record(u, s, s_m, zero, same, coefs, pshift, ref, level, r):
+def _record(u, s, s_m, zero, same, coefs, lead, pshift, ref, level, r, K):
     """Inherit the coefficients of each branch's parent and append this level's.
 
     Each singular vector of the level lives in one block of the previous one:
@@ -148,6 +148,9 @@ def _record(u, s, s_m, zero, same, coefs, pshift, ref, level, r):
     within the parent block, and the parent's cluster shares its coefficients).
     Also the smallest relative gap between distinct clusters of one parent (for
     the zero parent, whose values are the block operator's +-omega, also omega).
+    ``lead`` is the order of each branch's first non-zero coefficient (K + 1 for
+    a branch that stays zero): inherited from a non-zero parent, this level for
+    a non-zero child of the zero group.
     """
     w = u[..., :r, :] * u[..., :r, :]
     par = jnp.einsum("...pi,...p->...i", w, pshift, precision=_HI)
@@ -161,7 +164,11 @@ def _record(u, s, s_m, zero, same, coefs, pshift, ref, level, r):
     zpar = (par_ <= half[..., 0]) & ~zero
     g = jnp.minimum(g, jnp.min(jnp.where(zpar, s_, jnp.inf), axis=-1))
     ok = _sg(ref) > 0
-    return coefs, jnp.where(ok, g / jnp.where(ok, ref, 1), jnp.inf)
+    inherited = jnp.round(jnp.einsum("...pi,...p->...i", _sg(w), lead, precision=_HI))
+    from_zero = par_ <= half[..., 0]
+    here = jnp.broadcast_to(jnp.asarray(level).astype(lead.dtype), lead.shape)
+    lead = jnp.where(from_zero, jnp.where(zero, float(K + 1), here), inherited)
+    return coefs, lead, jnp.where(ok, g / jnp.where(ok, ref, 1), jnp.inf)
 
 
 def branch_coefficients(a, terms, num_orders: int, *, rtol=None):
@@ -173,12 +180,14 @@ def branch_coefficients(a, terms, num_orders: int, *, rtol=None):
       rtol: merge tolerance (default :func:`merge_rtol`).
 
     Returns:
-      ``(coefs, gaps)``: coefs (K + 1, ..., r), the unscaled coefficients
+      ``(coefs, gaps, lead)``: coefs (K + 1, ..., r), the unscaled coefficients
       c_0..c_K of each branch, in the lexicographic order of the module
       docstring (c_0 the merged values); gaps (K + 1, ...), the smallest
       relative gap between distinct clusters of one parent at each level (inf
       if none): a symmetric function of the branches loses about
-      eps / gaps[l] ** (k - 1 - l) to rounding at order k.
+      eps / gaps[l] ** (k - 1 - l) to rounding at order k; lead (..., r) float,
+      the order of each branch's first non-zero coefficient (K + 1: none), so
+      that sigma_k(x) = (-1) ** lead * b_k(x) for small x < 0.
 
     The K reduction levels are one ``lax.scan`` (one level compiled once): every
     level carries the family padded to K + 1 terms with zeros.
@@ -194,14 +203,14 @@ def branch_coefficients(a, terms, num_orders: int, *, rtol=None):
     fam0 = jnp.stack([a] + terms + [jnp.zeros_like(a)] * (K - len(terms)))  # M_0..M_K
     s0 = _sg(basis(a)[0])
     carry0 = (fam0, jnp.zeros((K + 1,) + batch + (r,), dtype), jnp.zeros(batch + (r,), dtype),
-              s0[..., 0], jnp.zeros(batch, dtype), jnp.zeros((), jnp.int32))
+              jnp.zeros(batch + (r,), dtype), s0[..., 0], jnp.zeros(batch, dtype), jnp.zeros((), jnp.int32))
 
     def level(carry, _):
-        fam, coefs, pshift, ref, noise, lvl = carry
+        fam, coefs, lead, pshift, ref, noise, lvl = carry
         s, u, v, un, vn = basis(fam[0], full_matrices=True)
         atol = rtol * ref + noise
         ids, zero, same, s_m = _cluster(s, atol, r)
-        coefs, gap = _record(u, s, s_m, zero, same, coefs, pshift, ref, lvl, r)
+        coefs, lead, gap = _record(u, s, s_m, zero, same, coefs, lead, pshift, ref, lvl, r, K)
         # the engine on the merged values: the exact series of a matrix within atol
         smax = jnp.maximum(_sg(s_m[..., :1]), jnp.finfo(dtype).tiny)
         ser = svd_series(s_m, u, v, [fam[j] for j in range(1, K + 1)], mask=False, ids=ids,
@@ -235,14 +244,14 @@ def branch_coefficients(a, terms, num_orders: int, *, rtol=None):
         # rounding of the shifted values of this level reaches the next one
         noise = 8 * max(m, n) * eps * (3 * scale * nclus.astype(dtype) + _sg(s[..., 0]))
         fam = jnp.stack(new + [jnp.zeros_like(new[0])])
-        return (fam, coefs, shift, ref_next, noise, lvl + 1), gap
+        return (fam, coefs, lead, shift, ref_next, noise, lvl + 1), gap
 
-    (fam, coefs, pshift, ref, noise, lvl), gaps = lax.scan(level, carry0, None, length=K)
+    (fam, coefs, lead, pshift, ref, noise, lvl), gaps = lax.scan(level, carry0, None, length=K)
     # the last level: values only
     s, u, _, _, _ = basis(fam[0], full_matrices=True)
     ids, zero, same, s_m = _cluster(s, rtol * ref + noise, r)
-    coefs, gap = _record(u, s, s_m, zero, same, coefs, pshift, ref, K, r)
-    return coefs, jnp.concatenate([gaps, gap[None]])
+    coefs, lead, gap = _record(u, s, s_m, zero, same, coefs, lead, pshift, ref, K, r, K)
+    return coefs, jnp.concatenate([gaps, gap[None]]), lead
 
 
 def branches(a, h, order):
@@ -303,7 +312,7 @@ def _branches(a, h, order):
     s = basis(a)[0]
     if order == 0:
         return s[None]
-    coefs, _ = branch_coefficients(a, [h], order)
+    coefs, _, _ = branch_coefficients(a, [h], order)
     fact = jnp.asarray([float(math.factorial(j)) for j in range(1, order + 1)], a.dtype)
     fact = fact.reshape((order,) + (1,) * (coefs.ndim - 1))
     out = jnp.concatenate([s[None], fact * coefs[1:]])
