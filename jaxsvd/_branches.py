@@ -171,6 +171,7 @@ def _record(u, s, s_m, zero, same, coefs, lead, pshift, ref, level, r, K):
     return coefs, lead, jnp.where(ok, g / jnp.where(ok, ref, 1), jnp.inf)
 
 
+@partial(jax.jit, static_argnames=("num_orders", "rtol"))
 def branch_coefficients(a, terms, num_orders: int, *, rtol=None):
     """Unscaled Taylor coefficients of the analytic branches of the singular values.
 
