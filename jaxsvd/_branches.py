@@ -308,12 +308,13 @@ def branches(a, h, order):
     return _branches(a, h, order)
 
 
-@partial(jax.jit, static_argnums=2)
 def _branches(a, h, order):
+    # the padded terms [h, 0, ...] share branch_coefficients' compiled program with
+    # the spectral-function jet on the line (the levels pad the family anyway)
     s = basis(a)[0]
     if order == 0:
         return s[None]
-    coefs, _, _ = branch_coefficients(a, [h], order)
+    coefs, _, _ = branch_coefficients(a, [h] + [jnp.zeros_like(h)] * (order - 1), order)
     fact = jnp.asarray([float(math.factorial(j)) for j in range(1, order + 1)], a.dtype)
     fact = fact.reshape((order,) + (1,) * (coefs.ndim - 1))
     out = jnp.concatenate([s[None], fact * coefs[1:]])
