@@ -67,7 +67,6 @@ function sees) is within O(atol) of the true one.
 from __future__ import annotations
 
 import math
-
 from functools import partial
 
 import jax

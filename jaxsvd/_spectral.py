@@ -58,8 +58,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _compat
-from ._nanmask import nan_unless
 from ._branches import branch_coefficients
+from ._nanmask import nan_unless
 from ._series import mm, mT
 from ._spectrum import degenerate, spectral_pairs
 from ._svd import as_matrix, static_int, svd_p

@@ -15,7 +15,6 @@ import pytest
 from jax.experimental import jet
 
 import jaxsvd
-
 from tests import _ref_branches as RB
 from tests.helpers import gaussian, orthogonal
 
@@ -110,8 +109,9 @@ def test_float32(square):
     keep = [i for i, k in enumerate(SQUARE) if k != "nan"]
     scale = np.abs(got[:, keep]).max(axis=1, keepdims=True)
     err = np.abs(np.asarray(g32, np.float64)[:, keep] - got[:, keep]) / scale
-    # float32: merge tolerance sqrt(eps) = 3.5e-4; rounding grows ~ 10x per order
-    assert err.max() <= 2e-4 * 10 ** (ORDER - 1), err.max(axis=1)
+    # float32 (no near tie here, so the merge tolerance 3.5e-4 does not enter):
+    # measured 8e-6 of each row's scale at orders 1..3
+    assert err.max() <= 1e-4, err.max(axis=1)
 
 
 RECT = {
