@@ -10,7 +10,7 @@
 
 Warm-up, ``block_until_ready``, medians; compile times separately.  Table + JSON.
 
-    python benchmarks/bench_complex.py [--repeats 20] [--json out.json]
+    python benchmarks/bench_complex.py [--quick] [--repeats 20] [--json out.json]
 """
 
 from __future__ import annotations
@@ -102,7 +102,10 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--order", type=int, default=6)
     p.add_argument("--json", default=None, help="also write the JSON here")
+    p.add_argument("--quick", action="store_true", help="5 repeats (a smoke run)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.repeats = 5
     rows = [first_order((64, 128), True, args.repeats), first_order((64, 128), False, args.repeats),
             hessian_sigma0((8, 12), args.repeats), order_k((32, 64), args.order, args.repeats)]
     meta = dict(jax=jax.__version__, backend=jax.default_backend(), machine=platform.machine(),

@@ -8,6 +8,7 @@ Semi-public internals (the primitives and the series engine) are in
 from importlib.metadata import PackageNotFoundError, version
 
 from . import montecarlo as montecarlo
+from ._branches import branches as branches
 from ._closed_forms import hessian as hessian
 from ._closed_forms import hvp as hvp
 from ._closed_forms import jacobian as jacobian
@@ -33,7 +34,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "derivatives", "gaps", "generalized_matrix_function", "hessian", "hvp", "jacobian", "ky_fan_norm",
+    "branches", "derivatives", "gaps", "generalized_matrix_function", "hessian", "hvp", "jacobian", "ky_fan_norm",
     "montecarlo", "nuclear_norm", "polar", "projectors", "schatten_norm", "singular_triplet",
     "spectral_function", "spectral_norm", "svd", "svds", "svdvals", "truncate",
 ]

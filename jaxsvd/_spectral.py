@@ -39,8 +39,9 @@ Third and higher derivatives by nesting differentiate the JVP rule of G, which
 is written with the core ``svd_p`` (exact where singular values are simple, NaN
 from the core rules where they coincide).  Taylor mode (``jet``) of F: orders 1
 and 2 from the exact Lewis--Sendov rule; orders >= 3 as f applied to the
-analytic branches of the singular values (``_series.branch_series``), exact
-also through clusters of repeated non-zero values (docs/spectral.md).  ``jet``
+analytic branches of the singular values (``_branches.branch_coefficients``),
+exact through ties at any reduction depth, zero singular values where f is
+smooth there, and near ties (docs/spectral.md).  ``jet``
 of G: order 1 exact everywhere, higher orders through the core rule (NaN where
 singular values coincide).
 """
@@ -57,6 +58,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _compat
+from ._branches import branch_coefficients
 from ._nanmask import nan_unless
 from ._series import branch_series, like, mH, mm
 from ._spectrum import degeneracy_tol, degenerate, spectral_pairs
@@ -262,32 +264,73 @@ def _nan_where_degenerate(y, a):
 
 def _value_taylor(primals_in, series_in, *, spec):
     # orders >= 3: f applied to the analytic branches of the singular values
-    #   (exact where they are simple, and through clusters of repeated non-zero
-    #   values whose first-order splitting is simple; see _series.branch_series);
-    #   NaN at a zero singular value and where the Hessian of F does not exist;
+    #   (_branches.branch_coefficients: exact through ties, at any reduction depth,
+    #   through zero singular values and merged near ties).  Through a zero
+    #   singular value sigma(x) = b(x) for x > 0 but (-1)^p b(x) for x < 0 (p the
+    #   order of b's first non-zero coefficient): f's two one-sided series must
+    #   agree, else the derivative does not exist (NaN; e.g. sum sigma^3, the
+    #   nuclear norm).  NaN also where the Hessian of F does not exist, and near
+    #   (not merged) ties where rounding would dominate;
     # orders 1, 2: exact everywhere,  F_1 = <G, A_1>,  F_2 = <G, A_2> + <DG[A_1], A_1>/2
     (a,), (terms,) = primals_in, series_in
     terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in terms]
     m, n = a.shape[-2:]
+    K = len(terms)
     y0 = spectral_value_p.bind(a, spec=spec)
+    if jnp.iscomplexobj(a):
+        return y0, _value_taylor_complex(a, terms, spec)
+    s, _, _ = _thin(a)
+    coefs, gaps, lead = branch_coefficients(a, terms, K)
+    flip = jnp.where(jnp.remainder(lead, 2) == 1, -1.0, 1.0).astype(coefs.dtype)
+    _, ys = _compat.jet(spec.value, (coefs[0],), ([coefs[k] for k in range(1, K + 1)],),
+                        factorial_scaled=False)
+    _, ym = _compat.jet(spec.value, (coefs[0],), ([flip * coefs[k] for k in range(1, K + 1)],),
+                        factorial_scaled=False)
+    _, _, _, ok = _divided_differences(s, spec, m, n)
+    # rounding: a symmetric f cancels the branches' large coefficients near a tie
+    # (gap g at reduction level l) and keeps ~ eps / g**(k-1-l) at order k: NaN beyond sqrt(eps)
+    eps = float(jnp.finfo(a.dtype).eps)
+    tau = math.sqrt(eps)
+    out = []
+    for k, (y, z) in enumerate(zip(ys, ym, strict=True), start=1):
+        ok = ok & (jnp.abs(y - z) <= tau * (jnp.abs(y) + jnp.abs(z)))
+        good = ok
+        for lvl in range(k - 1):
+            good = good & (eps <= tau * gaps[lvl] ** (k - 1 - lvl))
+        out.append(jnp.where(good, y, jnp.asarray(jnp.nan, y.dtype)))
+    return y0, _exact_low_orders(a, terms, spec, out)
+
+
+def _exact_low_orders(a, terms, spec, ys):
+    # orders 1, 2 from the Lewis--Sendov rule, exact everywhere:
+    #   F_1 = <G, A_1>,  F_2 = <G, A_2> + <DG[A_1], A_1>/2
+    grad = spectral_grad_p.bind(a, spec=spec)
+    ys = list(ys)
+    ys[0] = _inner(grad, terms[0])
+    if len(terms) > 1:
+        ys[1] = _inner(grad, terms[1]) + 0.5 * _inner(_grad_tangent(a, terms[0], spec), terms[0])
+    return ys
+
+
+def _value_taylor_complex(a, terms, spec):
+    # complex a: orders >= 3 from one level of degenerate perturbation theory
+    # (_series.branch_series, Hermitian cluster blocks): exact where the
+    # singular values are simple and through clusters of non-zero values whose
+    # first-order splitting is simple; NaN at a zero singular value, where the
+    # Hessian of F does not exist, and at near ties beyond sqrt(eps) rounding.
+    # (jaxsvd.branches -- any depth, zeros -- is real-only for now.)
+    m, n = a.shape[-2:]
     s, u, vt = _thin(a)
     s_c, branches, g1, g2 = branch_series(s, u, mH(vt), terms, m, n)
     _, ys = _compat.jet(spec.value, (s_c,), (branches,), factorial_scaled=False)
     _, _, _, ok = _divided_differences(s, spec, m, n)
     ok = ok & ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
-    # near (not exact) ties: f's symmetric combination cancels the branches' large
-    # coefficients and keeps ~ eps / gap**(k-1) of rounding; NaN beyond sqrt(eps)
-    eps = float(jnp.finfo(a.dtype).eps)
+    eps = float(jnp.finfo(s.dtype).eps)
     out = []
     for k, y in enumerate(ys, start=1):
         good = ok & (eps <= math.sqrt(eps) * g1 ** (k - 1)) & (eps <= math.sqrt(eps) * g2 ** max(k - 2, 0))
         out.append(jnp.where(good, y, jnp.asarray(jnp.nan, y.dtype)))
-    ys = out
-    grad = spectral_grad_p.bind(a, spec=spec)
-    ys[0] = _inner(grad, terms[0])
-    if len(terms) > 1:
-        ys[1] = _inner(grad, terms[1]) + 0.5 * _inner(_grad_tangent(a, terms[0], spec), terms[0])
-    return y0, ys
+    return _exact_low_orders(a, terms, spec, out)
 
 
 def _grad_taylor(primals_in, series_in, *, spec):
