@@ -24,8 +24,10 @@ def derivatives(a, h, order: int):
     another (they do not exist; see :func:`jaxsvd.gaps`).
 
     Args:
-      a: real array ``(..., m, n)``.
-      h: direction, same shape as ``a``.
+      a: real or complex array ``(..., m, n)`` (float32/64, complex64/128; the
+        derivatives are real, along a real x).
+      h: direction, same shape as ``a`` (a complex ``h`` with a real ``a``
+        promotes both, like numpy).
       order: static int >= 0.
 
     Returns:

@@ -511,7 +511,7 @@ def nuclear_norm(a):
     ``U1 V1^T`` and the Hessian is NaN.
 
     Args:
-      a: real array ``(..., m, n)``.
+      a: real or complex array ``(..., m, n)`` (docs/complex.md).
 
     Returns:
       array of shape ``(...)``.
@@ -549,7 +549,7 @@ def ky_fan_norm(a, k: int):
     spectral norm, ``k = min(m, n)`` the nuclear norm.
 
     Args:
-      a: real array ``(..., m, n)``.
+      a: real or complex array ``(..., m, n)`` (docs/complex.md).
       k: static int, ``1 <= k <= min(m, n)``.
 
     Example:
@@ -576,7 +576,7 @@ def schatten_norm(a, p):
     (as for ``jnp.linalg.norm``).
 
     Args:
-      a: real array ``(..., m, n)``.
+      a: real or complex array ``(..., m, n)`` (docs/complex.md).
       p: static real number ``>= 1`` (or ``inf``).
 
     Raises:

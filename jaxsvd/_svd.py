@@ -222,7 +222,10 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
     that invariance (NaN if it fails).  See docs/degeneracy.md.
 
     Args:
-      a: real array of shape ``(..., m, n)``; integers are promoted.
+      a: real or complex array of shape ``(..., m, n)`` (float32/64,
+        complex64/128; integers are promoted).  For complex input the
+        singular values are real and the phase of each pair follows JAX's
+        rule, continued to every order (docs/complex.md).
       full_matrices: return ``U`` (m, m) and ``Vh`` (n, n) instead of the thin factors.
       compute_uv: return ``(U, S, Vh)``; otherwise only ``S``.
       hermitian: must be False (see Raises).
@@ -233,7 +236,8 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
 
     Raises:
       ValueError: ``a`` has fewer than two dimensions.
-      NotImplementedError: complex input, ``hermitian=True`` or a proper subset.
+      TypeError: float16/bfloat16 input (no SVD in that precision).
+      NotImplementedError: ``hermitian=True`` or a proper subset.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxsvd

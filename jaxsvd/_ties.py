@@ -545,7 +545,7 @@ def polar(a, side: str = "right"):
     is ``U V^T`` of the SVD, and its derivatives are NaN (they do not exist).
 
     Args:
-      a: real array ``(..., m, n)``.
+      a: real or complex array ``(..., m, n)`` (docs/complex.md).
       side: ``"right"`` or ``"left"``.
 
     Returns:
@@ -575,7 +575,7 @@ def truncate(a, k: int):
     ``sigma_k = sigma_(k+1)``.
 
     Args:
-      a: real array ``(..., m, n)``.
+      a: real or complex array ``(..., m, n)`` (docs/complex.md).
       k: static int, ``1 <= k <= min(m, n)``.
 
     Example:

@@ -84,7 +84,8 @@ def singular_triplet(a, k: int):
     higher derivatives of s_k are NaN.
 
     Args:
-      a: real array ``(..., m, n)``.
+      a: real or complex array ``(..., m, n)`` (for complex a, ``v_k`` is the
+        right singular vector, ``a v_k = s_k u_k``: the conjugate of row k of ``Vh``).
       k: static index, ``-r <= k < r`` (negative counts from the smallest).
 
     Returns:
