@@ -365,3 +365,16 @@ def test_bad_and_nan_input():
     a = cgauss((3, 3), 35).at[0, 1].set(complex(0.0, math.nan))
     assert np.isnan(np.asarray(jaxsvd.svdvals(a))).all()
     assert np.isnan(np.asarray(jaxsvd.polar(a)[0])).all()
+
+
+def test_issue_example_reconstruction_gradient():
+    # the report: d/dt of Re (U diag(s) Vh)[0, 0] along [[1j, 0.5j], [0, 0]] + t E_00 is 1
+    # (a rank-1 matrix: the zero singular value's vectors carry no cotangent)
+    a0 = jnp.array([[1j, 0.5j], [0.0, 0.0]], dtype=jnp.complex128)
+    e = jnp.zeros((2, 2), jnp.complex128).at[0, 0].set(1.0)
+
+    def f(t):
+        u, s, vh = jaxsvd.svd(a0 + t.astype(e.dtype) * e, full_matrices=False)
+        return jnp.real(((u * s.astype(u.dtype)[None, :]) @ vh)[0, 0])
+
+    assert abs(float(jax.grad(f)(jnp.zeros(()))) - 1.0) < 1e-14
