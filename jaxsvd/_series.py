@@ -54,10 +54,18 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ._nanmask import guarded_mul, nan_unless
-from ._spectrum import cluster_ids, degeneracy_tol, pair_structure, relative_gaps, take_cols
+from ._spectrum import (
+    PairStructure,
+    cluster_ids,
+    degeneracy_tol,
+    pair_structure,
+    relative_gaps,
+    take_cols,
+)
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -203,13 +211,9 @@ def svd_series(
     uc0 = u0_cols if u0_cols is not None else (take_cols(u, cols) if sel else u)
     vc0 = v0_cols if v0_cols is not None else (take_cols(v, cols) if sel else v)
     # rows of r x c matrices that belong to the selected columns
-    cplx = jnp.issubdtype(u.dtype, jnp.complexfloating)
     embed = jnp.eye(r, dtype=u.dtype)[:, list(cols)] if sel else None
-    us, vs, sig = [uc0], [vc0], [None]
-    scx = like(sc, u)  # singular values in the vectors' dtype (complex input)
-    inv_diff, inv_sum, inv_s = (like(x, u) for x in (ps.inv_diff, ps.inv_sum, ps.inv_s))
-    s_out, u_out, v_out = [], [], []
-    tall, wide = m > r, n > r
+    fx = _Fixed(u, v, uc0, vc0, sc, like(sc, u), ps, *(like(x, u) for x in (ps.inv_diff, ps.inv_sum, ps.inv_s)),
+                embed, jnp.issubdtype(u.dtype, jnp.complexfloating), m > r, n > r, complement)
     keep_val = ~ps.bad if extra_bad is None else ~(ps.bad | extra_bad)
     nan = nan_unless if mask else (lambda x, keep: x)
     # values only, K >= 3: vectors to order ceil((K-1)/2), then the Rayleigh
@@ -218,79 +222,26 @@ def svd_series(
     # not the cluster block's diagonal that internal callers rely on.
     rayleigh = (not vectors) and mask and K >= 3 and complement is None
     k_vec = K // 2 if rayleigh else K
-    av_cache = {}
-
-    def av(b, c):  # A_b V_c, each product formed once
-        if (b, c) not in av_cache:
-            av_cache[b, c] = ops.mv(b, c, vs[c])
-        return av_cache[b, c]
-
-    alphas, betas = [None], [None]
-    for order in range(1, k_vec + 1):
-        e1 = _sum([av(b, order - b) for b in range(1, min(order, nterms) + 1)]
-                  + [-mm(us[order - k], sig[k]) for k in range(1, order)])
-        cdiag = _sum([cdot(us[a], us[order - a]).real for a in range(1, order)]) if order > 1 else 0
-        ddiag = _sum([cdot(vs[a], vs[order - a]).real for a in range(1, order)]) if order > 1 else 0
-        if not vectors and order == K and not rayleigh:
-            # values only:  s_n = Re F_ii + s_i (C_ii - D_ii)/2
-            s_n = cdot(uc0, e1).real + sc * (cdiag - ddiag) / 2
-            s_out.append(s_n if order == 1 else nan(s_n, keep_val))
-            break
-        e2 = _sum([ops.rmv(b, order - b, us[order - b]) for b in range(1, min(order, nterms) + 1)]
-                  + [-mm(vs[order - k], mH(sig[k])) for k in range(1, order)])
-        f = mm(mH(u), e1)
-        g = mm(mH(v), e2)
-        if order > 1:
-            cmat, dmat = _gram_conv(us, order), _gram_conv(vs, order)
-            if sel:
-                cmat, dmat = mm(embed, cmat), mm(embed, dmat)
-        else:
-            cmat = dmat = jnp.zeros_like(f)
-        p, q = f + g, g - f
-        # products with gap reciprocals: their derivative is NaN where it
-        # would need the cluster block (see _spectrum.pair_structure)
-        pd = guarded_mul(inv_diff, p, ps.keep_pair)
-        qs = guarded_mul(inv_sum, q, ps.keep_pair)
-        rot_mean = -0.25 * (cmat + dmat)
-        alpha = jnp.where(ps.apart, -0.5 * (pd + qs), jnp.where(ps.rot, rot_mean - 0.5 * qs, -0.5 * cmat))
-        beta = jnp.where(ps.apart, -0.5 * (pd - qs), jnp.where(ps.rot, rot_mean + 0.5 * qs, -0.5 * dmat))
-        if cplx:
-            alpha, beta = _phase_gauge(alpha, beta, q, ps.inv_s, vs, order, embed)
-        # the cluster blocks of Sigma_n
-        fc, gc, ac, bc = (x if not sel else mm(mT(embed), x) for x in (f, g, alpha, beta))
-        s_col, s_row = scx[..., :, None], scx[..., None, :]
-        sig1 = fc + s_col * bc - ac * s_row
-        sig2 = mH(gc + s_col * ac - bc * s_row)
-        sig_n = jnp.where(ps.same_cc, 0.5 * (sig1 + sig2), 0.0)
-        un = mm(u, alpha)
-        vn = mm(v, beta)
-        if complement is not None:
-            zu, zv = complement(e1 - mm(u, f), e2 - mm(v, g))
-            un, vn = un + zu, vn + zv
-        else:
-            if tall:
-                un = un + (e1 - mm(u, f)) * inv_s[..., None, :]
-            if wide:
-                vn = vn + (e2 - mm(v, g)) * inv_s[..., None, :]
-        us.append(un)
-        vs.append(vn)
-        sig.append(sig_n)
-        alphas.append(alpha)
-        betas.append(beta)
-        # the diagonal of Sigma_n, written with the order-0 columns uc0 (so that a
-        # one-triplet rule's value derivative involves only that triplet)
-        s_n = cdot(uc0, e1).real + sc * (cdiag - ddiag) / 2
-        s_out.append(s_n if order == 1 else nan(s_n, keep_val))
+    looped = k_vec >= LOOP_MIN_ORDER and isinstance(ops, DenseTerms) and complement is None
+    if looped:
+        # orders 1..k_vec as one loop body (compiles once, whatever K)
+        us, vs, sig, alphas, betas, s_out, av = _scan_orders(fx, ops.terms, nterms, k_vec, rayleigh)
+        s_out = [s_out[0]] + (_unstack(nan(jnp.stack(s_out[1:]), keep_val)) if len(s_out) > 1 else [])
+    else:
+        us, vs, sig, alphas, betas, s_out, av = _unrolled_orders(fx, ops, nterms, K, k_vec, vectors, rayleigh,
+                                                                 lambda x: nan(x, keep_val))
     if rayleigh:
         eye0 = embed if sel else jnp.eye(r, dtype=u.dtype)  # (r, c), broadcast over the batch
         alphas[0] = betas[0] = jnp.broadcast_to(eye0, s.shape[:-1] + eye0.shape)
-        s_out += [nan(x, keep_val) for x in _rayleigh_values(
-            s, us, vs, alphas, betas, av, nterms, k_vec, K)]
+        s_out += _unstack(nan(_rayleigh_values(s, us, vs, alphas, betas, av, nterms, k_vec, K), keep_val))
     if not vectors:
         return SVDSeries(s_out, [], [])
     keep_vec = keep_val[..., None, :]
-    u_out = [nan(x, keep_vec) for x in us[1:]]
-    v_out = [nan(x, keep_vec) for x in vs[1:]]
+    if looped:
+        u_out, v_out = (_unstack(nan(jnp.stack(x[1:]), keep_vec)) for x in (us, vs))
+    else:
+        u_out = [nan(x, keep_vec) for x in us[1:]]
+        v_out = [nan(x, keep_vec) for x in vs[1:]]
     if u_null is not None or v_null is not None:
         # rank deficiency: the complement is not differentiable
         full_ok = ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
@@ -305,7 +256,212 @@ def svd_series(
     return SVDSeries(s_out, u_out, v_out, sig[1:])
 
 
-def _phase_gauge(alpha, beta, q, inv_s, vs, n: int, embed):
+#: Vector orders from which the engine runs its orders as one ``lax.scan`` body
+#: (fixed-shape coefficient buffers, convolution sums over the whole buffer);
+#: below it they are unrolled: order 1 is the JVP, the hot path of grad and
+#: hessian, and orders 1-2 compile about as fast unrolled as looped.
+LOOP_MIN_ORDER = 3
+
+
+class _Fixed(NamedTuple):
+    """What every order shares: the order-0 basis, the selected columns and the
+    gap reciprocals (see svd_series)."""
+
+    u: jnp.ndarray  # (..., m, r)
+    v: jnp.ndarray  # (..., n, r)
+    uc0: jnp.ndarray  # (..., m, c)
+    vc0: jnp.ndarray  # (..., n, c)
+    sc: jnp.ndarray  # (..., c) real
+    scx: jnp.ndarray  # sc in the vectors' dtype
+    ps: PairStructure
+    inv_diff: jnp.ndarray
+    inv_sum: jnp.ndarray
+    inv_s: jnp.ndarray
+    embed: Optional[jnp.ndarray]  # (r, c) when a column subset is selected
+    cplx: bool
+    tall: bool
+    wide: bool
+    complement: Optional[Callable]
+
+
+def _order_step(fx: _Fixed, e1, e2, cmat, dmat, vphase):
+    """One order n of the recursion (module docstring) from its sums.
+
+    e1 = E1_n (..., m, c), e2 = E2_n (..., n, c); cmat, dmat = C_n, D_n (..., r, c)
+    or None (order 1: zero); vphase = sum_a (n-a) Im diag(V_a^H V_{n-a}) / n
+    (complex input, see _phase_gauge) or None.
+    Returns (U_n, V_n, Sigma_n, alpha, beta).
+    """
+    ps = fx.ps
+    f = mm(mH(fx.u), e1)
+    g = mm(mH(fx.v), e2)
+    if cmat is None:
+        cmat = dmat = jnp.zeros_like(f)
+    p, q = f + g, g - f
+    # products with gap reciprocals: their derivative is NaN where it
+    # would need the cluster block (see _spectrum.pair_structure)
+    pd = guarded_mul(fx.inv_diff, p, ps.keep_pair)
+    qs = guarded_mul(fx.inv_sum, q, ps.keep_pair)
+    rot_mean = -0.25 * (cmat + dmat)
+    alpha = jnp.where(ps.apart, -0.5 * (pd + qs), jnp.where(ps.rot, rot_mean - 0.5 * qs, -0.5 * cmat))
+    beta = jnp.where(ps.apart, -0.5 * (pd - qs), jnp.where(ps.rot, rot_mean + 0.5 * qs, -0.5 * dmat))
+    if fx.cplx:
+        alpha, beta = _phase_gauge(alpha, beta, q, ps.inv_s, vphase, fx.embed)
+    # the cluster blocks of Sigma_n
+    fc, gc, ac, bc = (x if fx.embed is None else mm(mT(fx.embed), x) for x in (f, g, alpha, beta))
+    s_col, s_row = fx.scx[..., :, None], fx.scx[..., None, :]
+    sig1 = fc + s_col * bc - ac * s_row
+    sig2 = mH(gc + s_col * ac - bc * s_row)
+    sig_n = jnp.where(ps.same_cc, 0.5 * (sig1 + sig2), 0.0)
+    un = mm(fx.u, alpha)
+    vn = mm(fx.v, beta)
+    if fx.complement is not None:
+        zu, zv = fx.complement(e1 - mm(fx.u, f), e2 - mm(fx.v, g))
+        un, vn = un + zu, vn + zv
+    else:
+        if fx.tall:
+            un = un + (e1 - mm(fx.u, f)) * fx.inv_s[..., None, :]
+        if fx.wide:
+            vn = vn + (e2 - mm(fx.v, g)) * fx.inv_s[..., None, :]
+    return un, vn, sig_n, alpha, beta
+
+
+def _value(fx: _Fixed, e1, cdiag, ddiag):
+    """The diagonal of Sigma_n,  Re F_ii + s_i (C_ii - D_ii)/2, written with the
+    order-0 columns uc0 (so that a one-triplet rule's value derivative involves
+    only that triplet)."""
+    return cdot(fx.uc0, e1).real + fx.sc * (cdiag - ddiag) / 2
+
+
+def _unrolled_orders(fx: _Fixed, ops, nterms, K, k_vec, vectors, rayleigh, nan_val):
+    """Orders 1..k_vec unrolled in Python (small orders, matrix-free terms).
+
+    Returns lists (index = order) us, vs, sig, alphas, betas, the value
+    coefficients s_1.. (masked from order 2 by ``nan_val``) and ``av(b, c)``.
+    """
+    us, vs, sig = [fx.uc0], [fx.vc0], [None]
+    alphas, betas, s_out = [None], [None], []
+    av_cache = {}
+
+    def av(b, c):  # A_b V_c, each product formed once
+        if (b, c) not in av_cache:
+            av_cache[b, c] = ops.mv(b, c, vs[c])
+        return av_cache[b, c]
+
+    for order in range(1, k_vec + 1):
+        e1 = _sum([av(b, order - b) for b in range(1, min(order, nterms) + 1)]
+                  + [-mm(us[order - k], sig[k]) for k in range(1, order)])
+        cdiag = _sum([cdot(us[a], us[order - a]).real for a in range(1, order)]) if order > 1 else 0
+        ddiag = _sum([cdot(vs[a], vs[order - a]).real for a in range(1, order)]) if order > 1 else 0
+        s_n = _value(fx, e1, cdiag, ddiag)
+        s_out.append(s_n if order == 1 else nan_val(s_n))
+        if not vectors and order == K and not rayleigh:
+            break  # values only at the last order:  s_n = Re F_ii + s_i (C_ii - D_ii)/2
+        e2 = _sum([ops.rmv(b, order - b, us[order - b]) for b in range(1, min(order, nterms) + 1)]
+                  + [-mm(vs[order - k], mH(sig[k])) for k in range(1, order)])
+        cmat = dmat = vphase = None
+        if order > 1:
+            cmat, dmat = _gram_conv(us, order), _gram_conv(vs, order)
+            if fx.embed is not None:
+                cmat, dmat = mm(fx.embed, cmat), mm(fx.embed, dmat)
+            if fx.cplx:
+                vphase = _sum([(order - a) * cdot(vs[a], vs[order - a]).imag for a in range(1, order)]) / order
+        un, vn, sig_n, alpha, beta = _order_step(fx, e1, e2, cmat, dmat, vphase)
+        us.append(un)
+        vs.append(vn)
+        sig.append(sig_n)
+        alphas.append(alpha)
+        betas.append(beta)
+    return us, vs, sig, alphas, betas, s_out, av
+
+
+def _scan_orders(fx: _Fixed, terms, nterms, K, keep_steps):
+    """Orders 1..K as one ``lax.scan`` body with fixed shapes.
+
+    Buffers (leading axis: the slot): forward  X_f[a-1] = X_a (a = 1..K) and
+    history  X_h[j] = X_{n-1-j}  (X_h[0] = X_{n-1}; zero before X_0), for U and
+    V, and  S_f[k-1] = Sigma_k.  Slots not yet computed hold zeros, so every
+    convolution sum of order n is one contraction over the whole buffer:
+        sum_{k=1..n-1} U_{n-k} Sigma_k     = sum_k U_h[k-1] S_f[k-1]
+        sum_{b=1..n}   A_b V_{n-b}         = sum_b A_b V_h[b-1]
+        sum_{a=1..n-1} U_a^H U_{n-a}       = S + S^H,  S = sum_{2a<=n} w_a U_f[a-1]^H U_h[a-1]
+    (w_a = 1/2 at 2a = n).  Same products as the unrolled recursion, but each
+    order pays for the whole buffer: about twice the convolution products of
+    the unrolled triangle (the per-order products U^H E1, V^H E2, U alpha,
+    V beta and the projections are unchanged).
+
+    Returns like _unrolled_orders; alphas, betas and ``av`` only when
+    ``keep_steps`` (the Rayleigh values need them).
+    """
+    uc0, vc0 = fx.uc0, fx.vc0
+    L = min(nterms, K)  # A_b with b > K never meets order <= K
+    a_h = [mH(t) for t in terms[:L]]
+    h = K // 2
+    rdt = fx.sc.dtype
+
+    def hist0(x):
+        return jnp.concatenate([x[None], jnp.zeros((K - 1,) + x.shape, x.dtype)])
+
+    def push(buf, x):
+        return jnp.concatenate([x[None], buf[:-1]])
+
+    def gram_half(xf, xh, n):  # sum_{a=1..n-1} X_a^H X_{n-a}  (Hermitian: half the slots)
+        a2 = 2 * jnp.arange(1, h + 1)
+        w = jnp.where(a2 < n, 1.0, jnp.where(a2 == n, 0.5, 0.0)).astype(rdt)
+        half = jnp.einsum("a...mi,a...mj->...ij", jnp.conj(xf[:h]) * like(w, xf)[_slot(xf)], xh[:h],
+                          precision=_HIGHEST)
+        return half + mH(half)
+
+    def body(carry, n):
+        uf, vf, uh, vh, sf = carry
+        avs = [mm(terms[b - 1], vh[b - 1]) for b in range(1, L + 1)]
+        e1 = _sum(avs) - jnp.einsum("k...mc,k...cd->...md", uh[:-1], sf[:-1], precision=_HIGHEST)
+        e2 = (_sum([mm(a_h[b - 1], uh[b - 1]) for b in range(1, L + 1)])
+              - jnp.einsum("k...mc,k...dc->...md", vh[:-1], jnp.conj(sf[:-1]), precision=_HIGHEST))
+        cmat, dmat = gram_half(uf, uh, n), gram_half(vf, vh, n)
+        cdiag = jnp.diagonal(cmat, axis1=-2, axis2=-1).real
+        ddiag = jnp.diagonal(dmat, axis1=-2, axis2=-1).real
+        if fx.embed is not None:
+            cmat, dmat = mm(fx.embed, cmat), mm(fx.embed, dmat)
+        vphase = None
+        if fx.cplx:  # sum_{a=1..n-1} (n-a) Im (V_a^H V_{n-a})_kk / n
+            w = jnp.maximum(n - jnp.arange(1, K), 0).astype(rdt)
+            vphase = jnp.sum(cdot(vf[:-1], vh[:-1]).imag * w[_slot(w, vf.ndim - 1)], axis=0) / n.astype(rdt)
+        un, vn, sig_n, alpha, beta = _order_step(fx, e1, e2, cmat, dmat, vphase)
+        i = n - 1
+        carry = (lax.dynamic_update_index_in_dim(uf, un, i, 0), lax.dynamic_update_index_in_dim(vf, vn, i, 0),
+                 push(uh, un), push(vh, vn), lax.dynamic_update_index_in_dim(sf, sig_n, i, 0))
+        out = (_value(fx, e1, cdiag, ddiag),) + ((alpha, beta, jnp.stack(avs)) if keep_steps else ())
+        return carry, out
+
+    c = uc0.shape[-1]
+    sf0 = jnp.zeros((K,) + uc0.shape[:-2] + (c, c), uc0.dtype)
+    carry0 = (jnp.zeros((K,) + uc0.shape, uc0.dtype), jnp.zeros((K,) + vc0.shape, vc0.dtype),
+              hist0(uc0), hist0(vc0), sf0)
+    (uf, vf, _, _, sf), ys = lax.scan(body, carry0, jnp.arange(1, K + 1, dtype=jnp.int32))
+    us, vs = [uc0] + _unstack(uf), [vc0] + _unstack(vf)
+    sig = [None] + _unstack(sf)
+    s_out = _unstack(ys[0])
+    alphas = betas = av = None
+    if keep_steps:
+        alphas, betas = [None] + _unstack(ys[1]), [None] + _unstack(ys[2])
+        av_steps = ys[3]  # (K, L, ..., m, c): order n holds A_b V_{n-b}
+
+        def av(b, c):
+            return av_steps[b + c - 1, b - 1] if b + c <= K and b <= L else mm(terms[b - 1], vs[c])
+    return us, vs, sig, alphas, betas, s_out, av
+
+
+def _slot(x, ndim=None):
+    """Index that broadcasts a (slots,) vector against x's trailing axes."""
+    return (slice(None),) + (None,) * ((x.ndim if ndim is None else ndim) - 1)
+
+
+def _unstack(x):
+    return [x[i] for i in range(x.shape[0])]
+
+
+def _phase_gauge(alpha, beta, q, inv_s, vphase, embed):
     """Complex input: fix the free phase of each singular pair like JAX's rule.
 
     For complex A a pair (u_k, v_k) can be multiplied by e^{i theta} jointly;
@@ -318,8 +474,9 @@ def _phase_gauge(alpha, beta, q, inv_s, vs, n: int, embed):
     nested ``jvp`` of that rule differentiates -- is parallel transport of V,
     Im diag(V(x)^H V'(x)) = 0 for all x; the x^(n-1) coefficient of that reads
 
-        Im[ n beta_kk + sum_{a=1..n-1} (n-a) (V_a^H V_{n-a})_kk ] = 0.
+        Im[ n beta_kk + sum_{a=1..n-1} (n-a) (V_a^H V_{n-a})_kk ] = 0,
 
+    ``vphase`` the sum divided by n (None at order 1).
     A joint phase i phi_k added to alpha_kk and beta_kk changes neither Sigma_n
     nor any product u_k v_k^H, so it is added to both.
     """
@@ -331,14 +488,15 @@ def _phase_gauge(alpha, beta, q, inv_s, vs, n: int, embed):
     alpha = alpha - imag_diag(0.5 * jnp.sum(q * eye, axis=-2).imag * inv_s)
     bdiag = jnp.sum(beta * eye, axis=-2)
     phi = -bdiag.imag
-    if n > 1:
-        phi = phi - _sum([(n - a) * cdot(vs[a], vs[n - a]).imag for a in range(1, n)]) / n
+    if vphase is not None:
+        phi = phi - vphase
     shift = imag_diag(phi)
     return alpha + shift, beta + shift
 
 
 def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
-    """Value coefficients of orders n_vec+1..K from vectors of orders <= n_vec.
+    """Value coefficients of orders n_vec+1..K from vectors of orders <= n_vec,
+    stacked (K - n_vec, ..., c).
 
     The 2n+1 rule.  sigma_k(x) is the Rayleigh quotient of the block operator
     B(x) = [[0, A(x)], [A(x)^T, 0]] at its eigenvector w = [u_k; v_k], and the
@@ -353,31 +511,38 @@ def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
     Numerator P_j = sum_{a+b+c=j} u_a^T A_b v_c, denominator
     Q_j = sum_{a+c=j} (u_a^T u_c + v_a^T v_c)/2 (Q_0 = 1), and R = P / Q:
         R_j = P_j - sum_{i<j} R_i Q_{j-i}.
+    All column inner products at once (one contraction per kind, the sums over
+    a + c = j and a + b + c = j with constant 0/1 masks).
     Valid for a simple sigma_k (the masked callers NaN the others).
     """
     sd = like(s, us[0])[..., :, None]
-    rng = range(n_vec + 1)
+    nv = n_vec + 1
+    rdt = s.dtype
 
-    def col(x, y):
-        return cdot(x, y).real
+    def cols(x, y):  # (a, c, ..., k): Re x_a^H y_c column by column
+        return jnp.einsum("a...ik,c...ik->ac...k", jnp.conj(x), y, precision=_HIGHEST).real
 
-    p, q = [], []
-    for j in range(K + 1):
-        pairs = [(a, j - a) for a in rng if 0 <= j - a <= n_vec]
-        pj = [col(alphas[a], sd * betas[c]) for a, c in pairs]
-        pj += [col(us[a], av(b, c)) for b in range(1, min(j, nterms) + 1)
-               for a in rng for c in rng if a + b + c == j]
-        qj = [0.5 * (col(us[a], us[c]) + col(vs[a], vs[c])) for a, c in pairs]
-        p.append(_sum(pj))
-        q.append(_sum(qj) if qj else None)
+    idx = np.arange(nv)
+    j = np.arange(K + 1)[:, None, None]
+    m2 = (j == idx[:, None] + idx[None, :]).astype(rdt)  # (j, a, c): a + c = j
+    al, be = jnp.stack(alphas[:nv]), jnp.stack(betas[:nv])
+    u_, v_ = jnp.stack(us[:nv]), jnp.stack(vs[:nv])
+    p = jnp.einsum("jac,ac...->j...", m2, cols(al, sd * be))
+    q = jnp.einsum("jac,ac...->j...", m2, 0.5 * (cols(u_, u_) + cols(v_, v_)))
+    nb = min(nterms, K)
+    zero = jnp.zeros_like(us[0])
+    grid = jnp.stack([jnp.stack([av(b, c) if b + c <= K else zero for c in range(nv)]) for b in range(1, nb + 1)])
+    w = jnp.einsum("a...ik,bc...ik->abc...k", jnp.conj(u_), grid, precision=_HIGHEST).real
+    m3 = (j[..., None] == idx[:, None, None] + np.arange(1, nb + 1)[None, :, None]
+          + idx[None, None, :]).astype(rdt)  # (j, a, b, c): a + b + c = j
+    p = p + jnp.einsum("jabc,abc...->j...", m3, w)
     rs = [p[0]]
-    for j in range(1, K + 1):
-        acc = p[j]
-        for i in range(j):
-            if q[j - i] is not None:
-                acc = acc - rs[i] * q[j - i]
+    for jj in range(1, K + 1):
+        acc = p[jj]
+        for i in range(jj):
+            acc = acc - rs[i] * q[jj - i]
         rs.append(acc)
-    return rs[n_vec + 1:]
+    return jnp.stack(rs[n_vec + 1:])
 
 
 def _gram_conv(xs, n):
@@ -395,8 +560,29 @@ def _complement_series(us, n0, K):
     N(x) = U gamma(x) + N_0 delta(x) with U(x)^T N(x) = 0, N(x)^T N(x) = I and
     no rotation within the complement (the skew part of N_0^T N_n is zero):
         gamma_n = -sum_{a=1..n} U_a^T N_{n-a},   delta_n = -1/2 sum_{a=1..n-1} N_a^T N_{n-a}.
+    From LOOP_MIN_ORDER on, one ``lax.scan`` body (buffers as in _scan_orders).
     """
     u0 = us[0]
+    if K >= LOOP_MIN_ORDER:
+        uf = jnp.stack(us[1:K + 1])  # U_1..U_K
+        h = K // 2
+        rdt = jnp.finfo(n0.dtype).dtype
+
+        def body(carry, n):
+            nf, nh = carry  # N_a at nf[a-1];  N_{n-1-j} at nh[j]
+            gamma = -jnp.einsum("a...mi,a...mj->...ij", jnp.conj(uf), nh, precision=_HIGHEST)
+            a2 = 2 * jnp.arange(1, h + 1)
+            w = jnp.where(a2 < n, 1.0, jnp.where(a2 == n, 0.5, 0.0)).astype(rdt)
+            half = jnp.einsum("a...mi,a...mj->...ij", jnp.conj(nf[:h]) * like(w, nf)[_slot(nf)], nh[:h],
+                              precision=_HIGHEST)
+            nn = mm(u0, gamma) - 0.5 * mm(n0, half + mH(half))
+            nf = lax.dynamic_update_index_in_dim(nf, nn, n - 1, 0)
+            return (nf, jnp.concatenate([nn[None], nh[:-1]])), None
+
+        nh0 = jnp.concatenate([n0[None], jnp.zeros((K - 1,) + n0.shape, n0.dtype)])
+        (nf, _), _ = lax.scan(body, (jnp.zeros((K,) + n0.shape, n0.dtype), nh0),
+                              jnp.arange(1, K + 1, dtype=jnp.int32))
+        return _unstack(nf)
     ns = [n0]
     for order in range(1, K + 1):
         gamma = -_sum([mm(mH(us[a]), ns[order - a]) for a in range(1, order + 1)])
