@@ -57,5 +57,5 @@ def derivatives(a, h, order: int):
     # from the same SVD call as the vectors (one LAPACK call, not two)
     s, u, v, _, _ = basis(a)
     ser = svd_series(s, u, v, [h], num_orders=order, vectors=False)
-    scale = [float(math.factorial(j)) for j in range(1, order + 1)]
-    return jnp.stack([s] + [c * x for c, x in zip(scale, ser.s, strict=True)])
+    scale = np.array([math.factorial(j) for j in range(order + 1)], dtype=s.dtype)
+    return jnp.stack([s] + list(ser.s)) * scale.reshape((order + 1,) + (1,) * s.ndim)

@@ -225,21 +225,39 @@ def svd_series(
     looped = k_vec >= LOOP_MIN_ORDER and isinstance(ops, DenseTerms) and complement is None
     if looped:
         # orders 1..k_vec as one loop body (compiles once, whatever K)
-        us, vs, sig, alphas, betas, s_out, av = _scan_orders(fx, ops.terms, nterms, k_vec, rayleigh)
-        s_out = [s_out[0]] + (_unstack(nan(jnp.stack(s_out[1:]), keep_val)) if len(s_out) > 1 else [])
+        ys = _scan_orders(fx, ops.terms, nterms, k_vec, rayleigh)
+        s_st, u_st, v_st, sig_st = ys[:4]  # (k_vec, ...)
+        s_st = jnp.concatenate([s_st[:1], nan(s_st[1:], keep_val)])
+        us = [uc0] + _unstack(u_st)
+        if rayleigh:
+            if nterms == 1:  # A_1 V_c: c < k_vec from the loop, and one more
+                avs = jnp.concatenate([ys[6], mm(ops.terms[0], v_st[-1])[None]])[None]
+            else:
+                vs = [vc0] + _unstack(v_st)
+                avs = _av_grid(lambda b, c: mm(ops.terms[b - 1], vs[c]), nterms, k_vec + 1, K, jnp.zeros_like(uc0))
+            eye0 = jnp.broadcast_to(embed if sel else jnp.eye(r, dtype=u.dtype), s.shape[:-1] + ys[4].shape[-2:])
+            s_st = jnp.concatenate([s_st, nan(_rayleigh_values(
+                s, _cat0(uc0, u_st), _cat0(vc0, v_st), _cat0(eye0, ys[4]), _cat0(eye0, ys[5]), avs, k_vec, K),
+                keep_val)])
+        s_out = _unstack(s_st)
+        if not vectors:
+            return SVDSeries(s_out, [], [])
+        keep_vec = keep_val[..., None, :]
+        u_out, v_out = _unstack(nan(u_st, keep_vec)), _unstack(nan(v_st, keep_vec))
+        sig = [None] + _unstack(sig_st)
+        vs = [vc0] + _unstack(v_st)
     else:
         us, vs, sig, alphas, betas, s_out, av = _unrolled_orders(fx, ops, nterms, K, k_vec, vectors, rayleigh,
                                                                  lambda x: nan(x, keep_val))
-    if rayleigh:
-        eye0 = embed if sel else jnp.eye(r, dtype=u.dtype)  # (r, c), broadcast over the batch
-        alphas[0] = betas[0] = jnp.broadcast_to(eye0, s.shape[:-1] + eye0.shape)
-        s_out += _unstack(nan(_rayleigh_values(s, us, vs, alphas, betas, av, nterms, k_vec, K), keep_val))
-    if not vectors:
-        return SVDSeries(s_out, [], [])
-    keep_vec = keep_val[..., None, :]
-    if looped:
-        u_out, v_out = (_unstack(nan(jnp.stack(x[1:]), keep_vec)) for x in (us, vs))
-    else:
+        if rayleigh:
+            eye0 = embed if sel else jnp.eye(r, dtype=u.dtype)  # (r, c), broadcast over the batch
+            alphas[0] = betas[0] = jnp.broadcast_to(eye0, s.shape[:-1] + eye0.shape)
+            avs = _av_grid(av, nterms, k_vec + 1, K, jnp.zeros_like(uc0))
+            s_out += _unstack(nan(_rayleigh_values(s, *(jnp.stack(x) for x in (us, vs, alphas, betas)), avs,
+                                                   k_vec, K), keep_val))
+        if not vectors:
+            return SVDSeries(s_out, [], [])
+        keep_vec = keep_val[..., None, :]
         u_out = [nan(x, keep_vec) for x in us[1:]]
         v_out = [nan(x, keep_vec) for x in vs[1:]]
     if u_null is not None or v_null is not None:
@@ -378,78 +396,80 @@ def _unrolled_orders(fx: _Fixed, ops, nterms, K, k_vec, vectors, rayleigh, nan_v
 def _scan_orders(fx: _Fixed, terms, nterms, K, keep_steps):
     """Orders 1..K as one ``lax.scan`` body with fixed shapes.
 
-    Buffers (leading axis: the slot): forward  X_f[a-1] = X_a (a = 1..K) and
-    history  X_h[j] = X_{n-1-j}  (X_h[0] = X_{n-1}; zero before X_0), for U and
-    V, and  S_f[k-1] = Sigma_k.  Slots not yet computed hold zeros, so every
-    convolution sum of order n is one contraction over the whole buffer:
-        sum_{k=1..n-1} U_{n-k} Sigma_k     = sum_k U_h[k-1] S_f[k-1]
-        sum_{b=1..n}   A_b V_{n-b}         = sum_b A_b V_h[b-1]
-        sum_{a=1..n-1} U_a^H U_{n-a}       = S + S^H,  S = sum_{2a<=n} w_a U_f[a-1]^H U_h[a-1]
-    (w_a = 1/2 at 2a = n).  Same products as the unrolled recursion, but each
-    order pays for the whole buffer: about twice the convolution products of
-    the unrolled triangle (the per-order products U^H E1, V^H E2, U alpha,
-    V beta and the projections are unchanged).
+    Buffers (slot axis -3, before the matrix axes): the history
+    X_h[..., j, :, :] = X_{n-1-j} of U and V (zero before X_0), the first
+    h = K//2 coefficients X_f[..., a-1, :, :] = X_a (a = 1..h, plus one slot
+    that takes the writes of later orders) and S_f[..., k-1, :, :] = Sigma_k.
+    Slots not yet computed hold zeros, so every convolution sum of order n is
+    one product over the whole buffer:
+        sum_{b=1..n}   A_b V_{n-b}     = [A_1 .. A_L] [V_{n-1}; ..; V_{n-L}]       (one matmul)
+        sum_{k=1..n-1} U_{n-k} Sigma_k = sum_k U_h[k-1] S_f[k-1]                  (batched)
+        sum_{a=1..n-1} U_a^H U_{n-a}   = S + S^H,  S = sum_{a<=h} w_a U_f[a-1]^H U_h[a-1]
+    (w_a = 1 for 2a < n, 1/2 for 2a = n, else 0).  Each order pays for the
+    whole buffer, about twice the convolution products of the unrolled
+    triangle; the per-order products (U^H E1, V^H E2, U alpha, V beta) are
+    unchanged.
 
-    Returns like _unrolled_orders; alphas, betas and ``av`` only when
-    ``keep_steps`` (the Rayleigh values need them).
+    Returns stacked (K, ...) arrays (s, U, V, Sigma) and, when ``keep_steps``
+    (the Rayleigh values), (alpha, beta, A_1 V_{n-1}).
     """
     uc0, vc0 = fx.uc0, fx.vc0
     L = min(nterms, K)  # A_b with b > K never meets order <= K
-    a_h = [mH(t) for t in terms[:L]]
     h = K // 2
     rdt = fx.sc.dtype
+    t_row = terms[0] if L == 1 else jnp.concatenate(terms[:L], axis=-1)  # (..., m, L n)
+    t_col = mH(terms[0]) if L == 1 else jnp.concatenate([mH(t) for t in terms[:L]], axis=-1)  # (..., n, L m)
+    slots = jnp.arange(1, h + 2)  # a = 1..h+1 (the last slot: a spare)
 
-    def hist0(x):
-        return jnp.concatenate([x[None], jnp.zeros((K - 1,) + x.shape, x.dtype)])
+    def stacked(x):  # (..., K, p, c) -> (..., L p, c): the first L slots stacked vertically
+        return x[..., :L, :, :].reshape(x.shape[:-3] + (L * x.shape[-2], x.shape[-1]))
 
     def push(buf, x):
-        return jnp.concatenate([x[None], buf[:-1]])
-
-    def gram_half(xf, xh, n):  # sum_{a=1..n-1} X_a^H X_{n-a}  (Hermitian: half the slots)
-        a2 = 2 * jnp.arange(1, h + 1)
-        w = jnp.where(a2 < n, 1.0, jnp.where(a2 == n, 0.5, 0.0)).astype(rdt)
-        half = jnp.einsum("a...mi,a...mj->...ij", jnp.conj(xf[:h]) * like(w, xf)[_slot(xf)], xh[:h],
-                          precision=_HIGHEST)
-        return half + mH(half)
+        return jnp.concatenate([x[..., None, :, :], buf[..., :-1, :, :]], axis=-3)
 
     def body(carry, n):
         uf, vf, uh, vh, sf = carry
-        avs = [mm(terms[b - 1], vh[b - 1]) for b in range(1, L + 1)]
-        e1 = _sum(avs) - jnp.einsum("k...mc,k...cd->...md", uh[:-1], sf[:-1], precision=_HIGHEST)
-        e2 = (_sum([mm(a_h[b - 1], uh[b - 1]) for b in range(1, L + 1)])
-              - jnp.einsum("k...mc,k...dc->...md", vh[:-1], jnp.conj(sf[:-1]), precision=_HIGHEST))
-        cmat, dmat = gram_half(uf, uh, n), gram_half(vf, vh, n)
+        av = mm(t_row, stacked(vh))
+        e1 = av - jnp.sum(mm(uh, sf), axis=-3)
+        e2 = mm(t_col, stacked(uh)) - jnp.sum(mm(vh, mH(sf)), axis=-3)
+        w = jnp.where(2 * slots < n, 1.0, jnp.where(2 * slots == n, 0.5, 0.0)).astype(rdt)[:, None, None]
+        gu = mm(mH(uf), uh[..., : h + 1, :, :])  # (..., h+1, c, c): U_a^H U_{n-a}
+        gv = mm(mH(vf), vh[..., : h + 1, :, :])
+        cmat, dmat = (jnp.sum(like(w, g) * g, axis=-3) for g in (gu, gv))
+        cmat, dmat = cmat + mH(cmat), dmat + mH(dmat)
         cdiag = jnp.diagonal(cmat, axis1=-2, axis2=-1).real
         ddiag = jnp.diagonal(dmat, axis1=-2, axis2=-1).real
         if fx.embed is not None:
             cmat, dmat = mm(fx.embed, cmat), mm(fx.embed, dmat)
         vphase = None
-        if fx.cplx:  # sum_{a=1..n-1} (n-a) Im (V_a^H V_{n-a})_kk / n
-            w = jnp.maximum(n - jnp.arange(1, K), 0).astype(rdt)
-            vphase = jnp.sum(cdot(vf[:-1], vh[:-1]).imag * w[_slot(w, vf.ndim - 1)], axis=0) / n.astype(rdt)
+        if fx.cplx:  # sum_{a=1..n-1} (n-a) x_a = sum_{2a<n} (n-2a) x_a,  x_a = Im (V_a^H V_{n-a})_kk = -x_{n-a}
+            w2 = jnp.maximum(n - 2 * slots, 0).astype(rdt)[:, None]
+            vphase = jnp.sum(w2 * jnp.diagonal(gv, axis1=-2, axis2=-1).imag, axis=-2) / n.astype(rdt)
         un, vn, sig_n, alpha, beta = _order_step(fx, e1, e2, cmat, dmat, vphase)
         i = n - 1
-        carry = (lax.dynamic_update_index_in_dim(uf, un, i, 0), lax.dynamic_update_index_in_dim(vf, vn, i, 0),
-                 push(uh, un), push(vh, vn), lax.dynamic_update_index_in_dim(sf, sig_n, i, 0))
-        out = (_value(fx, e1, cdiag, ddiag),) + ((alpha, beta, jnp.stack(avs)) if keep_steps else ())
-        return carry, out
+        j = jnp.minimum(i, h)
+        carry = (lax.dynamic_update_index_in_dim(uf, un, j, uf.ndim - 3),
+                 lax.dynamic_update_index_in_dim(vf, vn, j, vf.ndim - 3),
+                 push(uh, un), push(vh, vn), lax.dynamic_update_index_in_dim(sf, sig_n, i, sf.ndim - 3))
+        out = (_value(fx, e1, cdiag, ddiag), un, vn, sig_n)
+        return carry, out + ((alpha, beta, av) if keep_steps else ())
+
+    def zeros(x, k):
+        return jnp.zeros(x.shape[:-2] + (k,) + x.shape[-2:], x.dtype)
+
+    def hist0(x):
+        return jnp.concatenate([x[..., None, :, :], zeros(x, K - 1)], axis=-3)
 
     c = uc0.shape[-1]
-    sf0 = jnp.zeros((K,) + uc0.shape[:-2] + (c, c), uc0.dtype)
-    carry0 = (jnp.zeros((K,) + uc0.shape, uc0.dtype), jnp.zeros((K,) + vc0.shape, vc0.dtype),
-              hist0(uc0), hist0(vc0), sf0)
-    (uf, vf, _, _, sf), ys = lax.scan(body, carry0, jnp.arange(1, K + 1, dtype=jnp.int32))
-    us, vs = [uc0] + _unstack(uf), [vc0] + _unstack(vf)
-    sig = [None] + _unstack(sf)
-    s_out = _unstack(ys[0])
-    alphas = betas = av = None
-    if keep_steps:
-        alphas, betas = [None] + _unstack(ys[1]), [None] + _unstack(ys[2])
-        av_steps = ys[3]  # (K, L, ..., m, c): order n holds A_b V_{n-b}
+    sf0 = jnp.zeros(uc0.shape[:-2] + (K, c, c), uc0.dtype)
+    carry0 = (zeros(uc0, h + 1), zeros(vc0, h + 1), hist0(uc0), hist0(vc0), sf0)
+    _, ys = lax.scan(body, carry0, jnp.arange(1, K + 1, dtype=jnp.int32))
+    return ys
 
-        def av(b, c):
-            return av_steps[b + c - 1, b - 1] if b + c <= K and b <= L else mm(terms[b - 1], vs[c])
-    return us, vs, sig, alphas, betas, s_out, av
+
+def _cat0(x0, xs):
+    """[x0; xs] along a new leading axis (order 0, then the stacked orders)."""
+    return jnp.concatenate([x0[None], xs])
 
 
 def _slot(x, ndim=None):
@@ -494,7 +514,7 @@ def _phase_gauge(alpha, beta, q, inv_s, vphase, embed):
     return alpha + shift, beta + shift
 
 
-def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
+def _rayleigh_values(s, us, vs, alphas, betas, avs, n_vec, K):
     """Value coefficients of orders n_vec+1..K from vectors of orders <= n_vec,
     stacked (K - n_vec, ..., c).
 
@@ -511,31 +531,33 @@ def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
     Numerator P_j = sum_{a+b+c=j} u_a^T A_b v_c, denominator
     Q_j = sum_{a+c=j} (u_a^T u_c + v_a^T v_c)/2 (Q_0 = 1), and R = P / Q:
         R_j = P_j - sum_{i<j} R_i Q_{j-i}.
-    All column inner products at once (one contraction per kind, the sums over
-    a + c = j and a + b + c = j with constant 0/1 masks).
     Valid for a simple sigma_k (the masked callers NaN the others).
+
+    Args (stacked over the order, leading axis): us (n_vec+1, ..., m, c),
+    vs, alphas, betas (alphas[0] = betas[0] = the identity columns), and
+    avs (B, n_vec+1, ..., m, c) holding A_b V_c (zero where b + c > K).
+    Every column inner product at once; the sums over a + c = j and
+    a + b + c = j are products with constant 0/1 matrices.
     """
-    sd = like(s, us[0])[..., :, None]
-    nv = n_vec + 1
+    sd = like(s, us)[..., :, None]
+    nv, nb = n_vec + 1, avs.shape[0]
     rdt = s.dtype
 
-    def cols(x, y):  # (a, c, ..., k): Re x_a^H y_c column by column
-        return jnp.einsum("a...ik,c...ik->ac...k", jnp.conj(x), y, precision=_HIGHEST).real
+    def cols(x, y):  # (a, c, ..., k): Re x_a^H y_c, column by column
+        return jnp.sum(jnp.conj(x)[:, None] * y[None], axis=-2).real
 
     idx = np.arange(nv)
     j = np.arange(K + 1)[:, None, None]
-    m2 = (j == idx[:, None] + idx[None, :]).astype(rdt)  # (j, a, c): a + c = j
-    al, be = jnp.stack(alphas[:nv]), jnp.stack(betas[:nv])
-    u_, v_ = jnp.stack(us[:nv]), jnp.stack(vs[:nv])
-    p = jnp.einsum("jac,ac...->j...", m2, cols(al, sd * be))
-    q = jnp.einsum("jac,ac...->j...", m2, 0.5 * (cols(u_, u_) + cols(v_, v_)))
-    nb = min(nterms, K)
-    zero = jnp.zeros_like(us[0])
-    grid = jnp.stack([jnp.stack([av(b, c) if b + c <= K else zero for c in range(nv)]) for b in range(1, nb + 1)])
-    w = jnp.einsum("a...ik,bc...ik->abc...k", jnp.conj(u_), grid, precision=_HIGHEST).real
+    m2 = (j == idx[:, None] + idx[None, :]).astype(rdt).reshape(K + 1, nv * nv)  # a + c = j
     m3 = (j[..., None] == idx[:, None, None] + np.arange(1, nb + 1)[None, :, None]
-          + idx[None, None, :]).astype(rdt)  # (j, a, b, c): a + b + c = j
-    p = p + jnp.einsum("jabc,abc...->j...", m3, w)
+          + idx[None, None, :]).astype(rdt).reshape(K + 1, nv * nb * nv)  # a + b + c = j
+    g2 = cols(alphas, sd * betas)  # (a, c, ..., k)
+    q2 = 0.5 * (cols(us, us) + cols(vs, vs))
+    w3 = jnp.sum(jnp.conj(us)[:, None, None] * avs[None], axis=-2).real  # (a, b, c, ..., k)
+    batch = s.shape[:-1] + (alphas.shape[-1],)
+    p = (jnp.matmul(m2, g2.reshape(nv * nv, -1), precision=_HIGHEST)
+         + jnp.matmul(m3, w3.reshape(nv * nb * nv, -1), precision=_HIGHEST)).reshape((K + 1,) + batch)
+    q = jnp.matmul(m2, q2.reshape(nv * nv, -1), precision=_HIGHEST).reshape((K + 1,) + batch)
     rs = [p[0]]
     for jj in range(1, K + 1):
         acc = p[jj]
@@ -543,6 +565,12 @@ def _rayleigh_values(s, us, vs, alphas, betas, av, nterms, n_vec, K):
             acc = acc - rs[i] * q[jj - i]
         rs.append(acc)
     return jnp.stack(rs[n_vec + 1:])
+
+
+def _av_grid(av, nb, nv, K, zero):
+    """(nb, nv, ..., m, c): A_b V_c for b = 1..nb, c = 0..nv-1 (zero where b + c > K)."""
+    return jnp.stack([jnp.stack([av(b, c) if b + c <= K else zero for c in range(nv)])
+                      for b in range(1, nb + 1)])
 
 
 def _gram_conv(xs, n):
