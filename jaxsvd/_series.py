@@ -419,7 +419,7 @@ def _scan_orders(fx: _Fixed, terms, nterms, K, keep_steps):
     rdt = fx.sc.dtype
     t_row = terms[0] if L == 1 else jnp.concatenate(terms[:L], axis=-1)  # (..., m, L n)
     t_col = mH(terms[0]) if L == 1 else jnp.concatenate([mH(t) for t in terms[:L]], axis=-1)  # (..., n, L m)
-    slots = jnp.arange(1, h + 2)  # a = 1..h+1 (the last slot: a spare)
+    slots = jnp.arange(1, h + 2, dtype=jnp.int32)  # a = 1..h+1 (the last slot: a spare)
 
     def stacked(x):  # (..., K, p, c) -> (..., L p, c): the first L slots stacked vertically
         return x[..., :L, :, :].reshape(x.shape[:-3] + (L * x.shape[-2], x.shape[-1]))
@@ -432,9 +432,10 @@ def _scan_orders(fx: _Fixed, terms, nterms, K, keep_steps):
         av = mm(t_row, stacked(vh))
         e1 = av - jnp.sum(mm(uh, sf), axis=-3)
         e2 = mm(t_col, stacked(uh)) - jnp.sum(mm(vh, mH(sf)), axis=-3)
-        w = jnp.where(2 * slots < n, 1.0, jnp.where(2 * slots == n, 0.5, 0.0)).astype(rdt)[:, None, None]
+        w = jnp.where(2 * slots < n, 1.0, jnp.where(2 * slots == n, 0.5, 0.0)).astype(rdt)
         gu = mm(mH(uf), uh[..., : h + 1, :, :])  # (..., h+1, c, c): U_a^H U_{n-a}
         gv = mm(mH(vf), vh[..., : h + 1, :, :])
+        w = w.reshape((1,) * (gu.ndim - 3) + (h + 1, 1, 1))
         cmat, dmat = (jnp.sum(like(w, g) * g, axis=-3) for g in (gu, gv))
         cmat, dmat = cmat + mH(cmat), dmat + mH(dmat)
         cdiag = jnp.diagonal(cmat, axis1=-2, axis2=-1).real
@@ -443,7 +444,7 @@ def _scan_orders(fx: _Fixed, terms, nterms, K, keep_steps):
             cmat, dmat = mm(fx.embed, cmat), mm(fx.embed, dmat)
         vphase = None
         if fx.cplx:  # sum_{a=1..n-1} (n-a) x_a = sum_{2a<n} (n-2a) x_a,  x_a = Im (V_a^H V_{n-a})_kk = -x_{n-a}
-            w2 = jnp.maximum(n - 2 * slots, 0).astype(rdt)[:, None]
+            w2 = jnp.maximum(n - 2 * slots, 0).astype(rdt).reshape((1,) * (gv.ndim - 3) + (h + 1, 1))
             vphase = jnp.sum(w2 * jnp.diagonal(gv, axis1=-2, axis2=-1).imag, axis=-2) / n.astype(rdt)
         un, vn, sig_n, alpha, beta = _order_step(fx, e1, e2, cmat, dmat, vphase)
         i = n - 1
@@ -539,7 +540,7 @@ def _rayleigh_values(s, us, vs, alphas, betas, avs, n_vec, K):
     Every column inner product at once; the sums over a + c = j and
     a + b + c = j are products with constant 0/1 matrices.
     """
-    sd = like(s, us)[..., :, None]
+    sd = like(s, us)[None, ..., :, None]
     nv, nb = n_vec + 1, avs.shape[0]
     rdt = s.dtype
 
@@ -599,7 +600,7 @@ def _complement_series(us, n0, K):
         def body(carry, n):
             nf, nh = carry  # N_a at nf[a-1];  N_{n-1-j} at nh[j]
             gamma = -jnp.einsum("a...mi,a...mj->...ij", jnp.conj(uf), nh, precision=_HIGHEST)
-            a2 = 2 * jnp.arange(1, h + 1)
+            a2 = 2 * jnp.arange(1, h + 1, dtype=jnp.int32)
             w = jnp.where(a2 < n, 1.0, jnp.where(a2 == n, 0.5, 0.0)).astype(rdt)
             half = jnp.einsum("a...mi,a...mj->...ij", jnp.conj(nf[:h]) * like(w, nf)[_slot(nf)], nh[:h],
                               precision=_HIGHEST)
