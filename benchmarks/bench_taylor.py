@@ -9,8 +9,10 @@ For float64 matrices of 32x64 and 128x256 and orders K = 1..8 (``--orders``):
   * one thin SVD (``jnp.linalg.svd(full_matrices=False)``), the unit of the ratios
 
 plus ``jax.hessian`` of sum(sigma^3) through ``jaxsvd.svdvals`` vs ``jnp.linalg.svdvals``, and of
-sigma_1 through ``jaxsvd.singular_triplet`` vs the jnp route and vs writing the Hessian (64x128).
-Warm-up, ``block_until_ready``, medians; compile times separately.  Table + JSON.
+sigma_1 through ``jaxsvd.singular_triplet`` vs the jnp route and vs writing the Hessian (64x128),
+and of a reconstruction loss through ``svd``.  Warm-up, ``block_until_ready``, medians; compile
+times separately, per order (and as a ratio to the first order's: the series engine runs orders
+>= 3 as one loop body, so its compile time stops growing with the order).  Table + JSON.
 
     python benchmarks/bench_taylor.py --quick
 """
@@ -63,15 +65,18 @@ def run(sizes, orders, repeats, budget, torch_on):
         h = jax.random.normal(jax.random.PRNGKey(1), (m, n), jnp.float64)
         _, t_svd = _jit_case(lambda x: jnp.linalg.svd(x, full_matrices=False), (a,), repeats)
         jnp_alive, torch_alive = True, torch_on
+        c_first = None
         for K in orders:
             c_ours, t_ours = _jit_case(lambda x, y, K=K: jaxsvd.derivatives(x, y, K), (a, h), repeats)
+            c_first = c_ours if c_first is None else c_first
             row = dict(shape=f"{m}x{n}", order=K, svd_ms=1e3 * t_svd, jaxsvd_ms=1e3 * t_ours,
-                       jaxsvd_compile_s=c_ours, jaxsvd_over_svd=t_ours / t_svd)
+                       jaxsvd_compile_s=c_ours, jaxsvd_compile_over_first=c_ours / c_first,
+                       jaxsvd_over_svd=t_ours / t_svd)
             if jnp_alive:
                 t0 = time.perf_counter()
                 c_n, t_n = _jit_case(nested_jvp(jnp.linalg.svdvals, K), (a, h), max(1, repeats // 2))
                 row.update(nested_jvp_ms=1e3 * t_n, nested_compile_s=c_n, nested_over_svd=t_n / t_svd,
-                           nested_over_jaxsvd=t_n / t_ours)
+                           nested_over_jaxsvd=t_n / t_ours, nested_compile_over_jaxsvd=c_n / c_ours)
                 jnp_alive = time.perf_counter() - t0 < budget
             if torch_alive:
                 t0 = time.perf_counter()
@@ -92,7 +97,8 @@ def hessian_rows(repeats, quick):
     c1, t1 = _jit_case(jax.hessian(f_ours), (a,), repeats)
     c2, t2 = _jit_case(jax.hessian(f_jnp), (a,), repeats)
     out.append(dict(case=f"hessian sum(s^3) {m}x{n}", jaxsvd_ms=1e3 * t1, jaxsvd_compile_s=c1,
-                    jnp_ms=1e3 * t2, jnp_compile_s=c2, ratio_jnp_over_jaxsvd=t2 / t1))
+                    jnp_ms=1e3 * t2, jnp_compile_s=c2, ratio_jnp_over_jaxsvd=t2 / t1,
+                    compile_jaxsvd_over_jnp=c1 / c2))
     c3, t3 = _jit_case(jax.hessian(lambda x: jaxsvd.singular_triplet(x, 1)[0]), (a,), repeats)
     c4, t4 = _jit_case(jax.hessian(lambda x: jnp.linalg.svdvals(x)[1]), (a,), repeats)
     mn = m * n
@@ -104,7 +110,14 @@ def hessian_rows(repeats, quick):
     tw = _median(write, repeats)
     out.append(dict(case=f"hessian sigma_1 via singular_triplet {m}x{n}", jaxsvd_ms=1e3 * t3, jaxsvd_compile_s=c3,
                     jnp_ms=1e3 * t4, jnp_compile_s=c4, write_ms=1e3 * tw, jaxsvd_over_write=t3 / tw,
-                    jnp_over_write=t4 / tw))
+                    jnp_over_write=t4 / tw, compile_jaxsvd_over_jnp=c3 / c4))
+    # a reconstruction loss through the full svd (vectors): the first-order rule, differentiated twice
+    recon = lambda svd: lambda x: jnp.sum(jnp.sin(svd(x, full_matrices=False)[0] @ svd(x, full_matrices=False)[2]))  # noqa: E731
+    c5, t5 = _jit_case(jax.hessian(recon(jaxsvd.svd)), (a,), repeats)
+    c6, t6 = _jit_case(jax.hessian(recon(jnp.linalg.svd)), (a,), repeats)
+    out.append(dict(case=f"hessian sum(sin(U Vh)) {m}x{n}", jaxsvd_ms=1e3 * t5, jaxsvd_compile_s=c5,
+                    jnp_ms=1e3 * t6, jnp_compile_s=c6, ratio_jnp_over_jaxsvd=t6 / t5,
+                    compile_jaxsvd_over_jnp=c5 / c6))
     for r in out:
         print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
     return out
@@ -112,10 +125,12 @@ def hessian_rows(repeats, quick):
 
 def _fmt(r):
     s = (f"{r['shape']:>8} K={r['order']:<2} svd {r['svd_ms']:8.2f} ms | jaxsvd {r['jaxsvd_ms']:9.2f} ms "
-         f"({r['jaxsvd_over_svd']:5.1f}x svd, compile {r['jaxsvd_compile_s']:.2f}s)")
+         f"({r['jaxsvd_over_svd']:5.1f}x svd, compile {r['jaxsvd_compile_s']:.2f}s = "
+         f"{r['jaxsvd_compile_over_first']:4.1f}x first order's)")
     if "nested_jvp_ms" in r:
         s += (f" | nested jvp {r['nested_jvp_ms']:9.2f} ms ({r['nested_over_svd']:6.1f}x svd, "
-              f"{r['nested_over_jaxsvd']:5.1f}x jaxsvd, compile {r['nested_compile_s']:.1f}s)")
+              f"{r['nested_over_jaxsvd']:5.1f}x jaxsvd, compile {r['nested_compile_s']:.1f}s = "
+              f"{r['nested_compile_over_jaxsvd']:4.1f}x jaxsvd's)")
     if "torch_nested_ms" in r:
         s += f" | torch {r['torch_nested_ms']:9.2f} ms ({r['torch_over_svd']:6.1f}x svd)"
     return s
@@ -149,6 +164,8 @@ def main(argv=None):
         rs = [r for r in rows if r["shape"] == shape]
         t1 = rs[0]["jaxsvd_ms"]
         summary[shape] = {f"order{r['order']}_over_order1": r["jaxsvd_ms"] / t1 for r in rs}
+        summary[shape].update({f"compile_order{r['order']}_over_order1": r["jaxsvd_compile_over_first"]
+                               for r in rs})
         ks = np.array([r["order"] for r in rs], float)
         ts = np.array([r["jaxsvd_ms"] for r in rs])
         if len(ks) > 2:

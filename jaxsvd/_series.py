@@ -455,17 +455,29 @@ def _scan_orders(fx: _Fixed, terms, nterms, K, keep_steps):
         out = (_value(fx, e1, cdiag, ddiag), un, vn, sig_n)
         return carry, out + ((alpha, beta, av) if keep_steps else ())
 
+    z = _typed_zero(uc0.dtype, uc0, vc0, fx.u, fx.v, fx.sc, *terms[:L])
+
     def zeros(x, k):
-        return jnp.zeros(x.shape[:-2] + (k,) + x.shape[-2:], x.dtype)
+        return jnp.zeros(x.shape[:-2] + (k,) + x.shape[-2:], x.dtype) + z
 
     def hist0(x):
         return jnp.concatenate([x[..., None, :, :], zeros(x, K - 1)], axis=-3)
 
     c = uc0.shape[-1]
-    sf0 = jnp.zeros(uc0.shape[:-2] + (K, c, c), uc0.dtype)
+    sf0 = jnp.zeros(uc0.shape[:-2] + (K, c, c), uc0.dtype) + z
     carry0 = (zeros(uc0, h + 1), zeros(vc0, h + 1), hist0(uc0), hist0(vc0), sf0)
     _, ys = lax.scan(body, carry0, jnp.arange(1, K + 1, dtype=jnp.int32))
     return ys
+
+
+def _typed_zero(dtype, *refs):
+    """A scalar 0 that varies over every manual mesh axis any of ``refs`` varies
+    over (``jax.shard_map`` with ``check_vma``): the zeros that start a scan
+    carry must have the type the loop body gives it back."""
+    z = jnp.zeros((), dtype)
+    for r in refs:
+        z = z + jnp.zeros_like(r, dtype=dtype, shape=())
+    return z
 
 
 def _cat0(x0, xs):
@@ -608,8 +620,9 @@ def _complement_series(us, n0, K):
             nf = lax.dynamic_update_index_in_dim(nf, nn, n - 1, 0)
             return (nf, jnp.concatenate([nn[None], nh[:-1]])), None
 
-        nh0 = jnp.concatenate([n0[None], jnp.zeros((K - 1,) + n0.shape, n0.dtype)])
-        (nf, _), _ = lax.scan(body, (jnp.zeros((K,) + n0.shape, n0.dtype), nh0),
+        z = _typed_zero(n0.dtype, n0, *us)
+        nh0 = jnp.concatenate([n0[None], jnp.zeros((K - 1,) + n0.shape, n0.dtype) + z])
+        (nf, _), _ = lax.scan(body, (jnp.zeros((K,) + n0.shape, n0.dtype) + z, nh0),
                               jnp.arange(1, K + 1, dtype=jnp.int32))
         return _unstack(nf)
     ns = [n0]
