@@ -791,11 +791,6 @@ def _spec_power(k: int, p: float):
     return _Spec("power", f"power_{k}_{p!r}", k=k, p=p)
 
 
-def _rsqrt(x):
-    return x ** -0.5
-
-
-_inv_sqrt = generalized_matrix_function(_rsqrt)  # X^(-1/2) of a Hermitian X near I (one tied cluster)
 
 
 def _static_power(power) -> float:
@@ -879,7 +874,7 @@ def truncated_split(a, k: int, power=0.5):
     w = mH(vt[..., :k, :])  # (n, k): V_k at the point, held fixed
     fmh = mH(fm)
     x = mm(mH(w), mm(fmh, mm(fp, w)))  # W^H P_V W = M^H M, = I at the point
-    nrt = _inv_sqrt(_sym(x))
+    nrt = _apply(x, _spec_power(k, -0.5))  # X^(-1/2): X Hermitian positive definite (at I: one tied cluster)
     lc = mm(mm(fp, w), nrt)
     rc = mm(nrt, mm(mH(w), mm(fmh, a)))
     sk = s[..., :k]
