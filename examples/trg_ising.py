@@ -125,15 +125,16 @@ def initial_tensor(beta):
     return jnp.einsum("si,sj,sk,sl->ijkl", m, m, m, m)
 
 
-def trg_step(t, chi, split):
+def trg_step(t, ks, split):
     """One Levin-Nave step: split each tensor two ways (checkerboard), contract the
-    four halves around a plaquette.  t (D, D, D, D) -> (k, k, k, k), k = min(chi, D^2)."""
-    d = t.shape[0]
-    k = min(chi, d * d)
-    f1, f3 = split(t.reshape(d * d, d * d), k)  # (l u)(r d)
-    f2, f4 = split(t.transpose(1, 2, 3, 0).reshape(d * d, d * d), k)  # (u r)(d l)
-    f1, f3 = f1.reshape(d, d, k), f3.reshape(k, d, d)
-    f2, f4 = f2.reshape(d, d, k), f4.reshape(k, d, d)
+    four halves around a plaquette.  t (D1, D2, D1, D2) -> (k1, k2, k1, k2), legs
+    (left, up, right, down); ks = (k1, k2) the kept bond dimensions of the two splits."""
+    d1, d2 = t.shape[:2]
+    k1, k2 = ks
+    f1, f3 = split(t.reshape(d1 * d2, d1 * d2), k1)  # (l u)(r d)
+    f2, f4 = split(t.transpose(1, 2, 3, 0).reshape(d1 * d2, d1 * d2), k2)  # (u r)(d l)
+    f1, f3 = f1.reshape(d1, d2, k1), f3.reshape(k1, d1, d2)
+    f2, f4 = f2.reshape(d2, d1, k2), f4.reshape(k2, d2, d1)
     return jnp.einsum("lab,uca,ecr,bed->lurd", f3, f4, f1, f2, precision=jax.lax.Precision.HIGHEST)
 
 
@@ -142,36 +143,48 @@ def _normalise(t):
     return t / c, jnp.log(c)
 
 
-def log_z(beta, chi=8, steps=20, split=split_jaxsvd):
-    """ln Z per site of the infinite lattice by ``steps`` TRG steps (2^steps sites);
-    the steps at the final bond dimension run as one lax.scan (compiled once)."""
+def schedule(chi: int, steps: int, beta: float = BETA_C):
+    """The static kept dimensions (k1, k2) of every step: min(chi, rank).  The first
+    steps' matrices are rank deficient by structure (rank 2 of 4 at the start): keeping
+    a zero singular value would make the split non-differentiable (sigma_k = 0, NaN),
+    so the cut goes at the numerical rank, found once by a plain forward pass."""
+    t = np.asarray(_normalise(initial_tensor(jnp.asarray(beta)))[0])
+    ks = []
+    for _ in range(steps):
+        d1, d2 = t.shape[:2]
+        mats = (t.reshape(d1 * d2, d1 * d2), t.transpose(1, 2, 3, 0).reshape(d1 * d2, d1 * d2))
+        k = []
+        for mat in mats:
+            s = np.linalg.svd(mat, compute_uv=False)
+            k.append(int(min(chi, np.sum(s > 1e-10 * s[0]))))
+        ks.append(tuple(k))
+        t = np.asarray(_normalise(trg_step(jnp.asarray(t), ks[-1], split_jnp))[0])
+    return tuple(ks)
+
+
+def log_z(beta, ks, split=split_jaxsvd, scan=True):
+    """ln Z per site of the infinite lattice by len(ks) TRG steps (2^steps sites);
+    the steps at the final bond dimension run as one lax.scan (compiled once) unless
+    ``scan=False`` (jet has no rule for scan)."""
     t, lc = _normalise(initial_tensor(beta))
     f, n = lc, 0
-    while t.shape[0] < chi and n < steps:  # growing bond dimension: unrolled
-        t, lc = _normalise(trg_step(t, chi, split))
-        n += 1
+    steps = len(ks)
+    # unrolled up to the first step whose input already has the final dimensions
+    i0 = next(i for i in range(steps) if all(x == ks[-1] for x in ks[i:]))
+    first = min(i0 + 1, steps) if scan else steps
+    for n in range(1, first + 1):  # growing bond dimension: unrolled
+        t, lc = _normalise(trg_step(t, ks[n - 1], split))
         f = f + lc / 2.0 ** n
+    w = 0.5 ** first
 
     def body(carry, _):
         t, f, w = carry
-        t, lc = _normalise(trg_step(t, chi, split))
+        t, lc = _normalise(trg_step(t, ks[-1], split))
         return (t, f + lc * w / 2, w / 2), None
 
-    if steps > n:
-        (t, f, w), _ = jax.lax.scan(body, (t, f, jnp.asarray(0.5 ** n, f.dtype)), None, length=steps - n)
-    else:
-        w = 0.5 ** n
+    if steps > first:
+        (t, f, w), _ = jax.lax.scan(body, (t, f, jnp.asarray(w, f.dtype)), None, length=steps - first)
     return f + w * jnp.log(jnp.abs(jnp.einsum("ijij->", t)))
-
-
-def log_z_unrolled(beta, chi, steps, split=split_jaxsvd):
-    """The same without lax.scan (jet has no rule for scan)."""
-    t, lc = _normalise(initial_tensor(beta))
-    f = lc
-    for n in range(1, steps + 1):
-        t, lc = _normalise(trg_step(t, chi, split))
-        f = f + lc / 2.0 ** n
-    return f + jnp.log(jnp.abs(jnp.einsum("ijij->", t))) / 2.0 ** steps
 
 
 # ---------------------------------------------------------------------------
@@ -215,7 +228,8 @@ def main(argv=None) -> int:
     betas = jnp.asarray(np.concatenate([table_betas, sweep]))
 
     t_start = time.perf_counter()
-    ours = lambda b: log_z(b, chi, steps, split_jaxsvd)  # noqa: E731
+    ks = schedule(chi, steps)
+    ours = lambda b: log_z(b, ks, split_jaxsvd)  # noqa: E731
     fn, t_ours = _timed_compile(_derivs(ours), betas)
     f, d1, d2 = (np.asarray(x) for x in fn(betas))
     fd1, fd2 = _differences(ours, betas)
@@ -228,7 +242,7 @@ def main(argv=None) -> int:
     comp = {}
     if not args.no_compare:
         for name, split in (("jnp", split_jnp), ("broadened", split_broadened)):
-            fun = lambda b, split=split: log_z(b, chi, steps, split)  # noqa: E731
+            fun = lambda b, split=split: log_z(b, ks, split)  # noqa: E731
             if name == "jnp":
                 g = jax.jit(jax.vmap(lambda b, fun=fun: (jax.grad(fun)(b), jax.hessian(fun)(b))))
             else:  # custom_vjp: reverse over reverse
@@ -255,7 +269,8 @@ def main(argv=None) -> int:
 
     # Taylor mode: f, f', f'', f''' at one temperature by jet (unrolled: no jet rule for scan)
     b0 = 0.4
-    fj = lambda b: log_z_unrolled(b, args.jet_chi, args.jet_steps)  # noqa: E731
+    kj = schedule(args.jet_chi, args.jet_steps)
+    fj = lambda b: log_z(b, kj, scan=False)  # noqa: E731
     t0 = time.perf_counter()
     one = jnp.ones((), jnp.float64)
     zero = jnp.zeros((), jnp.float64)
