@@ -175,25 +175,30 @@ def test_truncation_loss_at_rotated_tie(shape):
     assert bool(jnp.all(jnp.isnan(jax.grad(through_svd)(a))))
 
 
+@pytest.mark.slow
 def test_ties_and_near_ties_against_mpmath():
     """Exact ties (rotations, a Z2-symmetric tensor) and near ties d = 1e-13 ... 1e-6
     inside the kept space, 5 x 4, k = 2 and k = 3: orders 1 and 2 by jvp/hessian-vector
     against mpmath differences; orders 1..4 by jet at one tie against mpmath.diff."""
     m, n = 5, 4
     t1, t2 = _data(m, n, seed=5)
-    z2 = np.kron(np.array([[1.0, 0.4], [0.4, 1.0]]), np.array([[2.0, 0.3], [0.3, 1.1]]))  # [[A, B], [B, A]]
-    z2 = np.vstack([z2, 0.1 * np.ones((1, 4))])  # still Z2 invariant under swapping column pairs? no: generic row
     mats = [_rotated_tie(m, n, [3.0, 3.0, 1.0, 0.5], 1),
             _rotated_tie(m, n, [2.0, 2.0, 2.0, 0.5], 2)]
     ks = [2, 3]
     for d in (1e-13, 1e-10, 1e-6):
         mats.append(_rotated_tie(m, n, [3.0, 3.0 - d, 1.0, 0.5], 3))
         ks.append(2)
-    # Z2-symmetric tensor: the sum and difference sectors of A (x) I-type symmetry tie exactly
-    zs = orthogonal(4, 9)
-    z2 = np.block([[np.diag([2.0, 1.0]), np.zeros((2, 2))], [np.zeros((2, 2)), np.diag([2.0, 1.0])]])
-    z2 = np.vstack([orthogonal(5, 8)[:, :4] @ z2 @ zs.T])
-    mats.append(jnp.asarray(z2))
+    # a Z2-symmetric matrix [[A, B], [B, A]] (invariant under swapping the halves of rows
+    # and columns): its even and odd sectors A + B, A - B share singular values when B's
+    # sector structure makes them equal -- here A + B and A - B are rotations of one
+    # diag(2, 1), so every value is tied in a pair; embedded in a 5 x 4 by a zero row
+    c, s_ = np.cos(0.7), np.sin(0.7)
+    rot = np.array([[c, -s_], [s_, c]])
+    apb, amb = rot @ np.diag([2.0, 1.0]), np.diag([2.0, 1.0]) @ rot.T
+    blk_a, blk_b = (apb + amb) / 2, (apb - amb) / 2
+    z2 = np.block([[blk_a, blk_b], [blk_b, blk_a]])
+    z2 = np.vstack([z2, np.zeros((1, 4))])
+    mats.append(jnp.asarray(orthogonal(5, 8) @ z2))
     ks.append(2)
     h = jnp.asarray(np.random.default_rng(6).standard_normal((m, n)))
     loss = _loss_jnp(t1, t2)
@@ -275,7 +280,7 @@ def test_nan_at_tie_at_the_cut_and_gauge_dependent_loss():
         assert bool(jnp.all(jnp.isfinite(jax.grad(f)(a))))
 
 
-def test_values_transforms_and_bad_input():
+def test_values_and_bad_input():
     m, n = 4, 6
     a = jnp.asarray(np.random.default_rng(0).standard_normal((3, m, n)))
     l, r = jaxsvd.truncated_split(a, 2, power=0.25)
@@ -283,16 +288,6 @@ def test_values_transforms_and_bad_input():
     u, s, vt = np.linalg.svd(np.asarray(a), full_matrices=False)
     np.testing.assert_allclose(l @ r, (u[..., :2] * s[..., None, :2]) @ vt[..., :2, :], atol=1e-13)
     np.testing.assert_allclose(jnp.sum(l * l, axis=-2), s[..., :2] ** 0.5, rtol=1e-13)  # ||L e_i|| = s_i^p
-    t1, t2 = _data(m, n)
-    f = _ours(_loss_jnp(t1, t2), 2, 0.25)
-    g_jit = jax.jit(jax.vmap(jax.grad(f)))(a)
-    g_ref = jax.vmap(jax.grad(lambda x: _loss_jnp(t1, t2)(*_ref_split(x, 2, 0.25))))(a)
-    np.testing.assert_allclose(g_jit, g_ref, rtol=1e-10, atol=1e-11)
-    # jet of grad: the derivative of the gradient along h (order 1 and 2 terms)
-    h = jnp.asarray(np.random.default_rng(1).standard_normal((m, n)))
-    _, (j1, j2) = jet(jax.grad(f), (a[0],), ((h, jnp.zeros_like(h)),))
-    hv = jax.jvp(jax.grad(lambda x: _loss_jnp(t1, t2)(*_ref_split(x, 2, 0.25))), (a[0],), (h,))[1]
-    np.testing.assert_allclose(j1, hv, rtol=1e-9, atol=1e-10)
     with pytest.raises(ValueError, match="k=5"):
         jaxsvd.truncated_split(a, 5)
     with pytest.raises(ValueError, match="k=0"):
@@ -303,5 +298,23 @@ def test_values_transforms_and_bad_input():
         jaxsvd.truncated_split(a, 2, power=jnp.ones(2))
     with pytest.raises(TypeError, match="power"):
         jax.jit(lambda p: jaxsvd.truncated_split(a, 2, power=p))(0.5)
+    with pytest.raises(ValueError, match="finite"):
+        jaxsvd.truncated_split(a, 2, power=float("nan"))
     with pytest.raises(ValueError, match="dimensions"):
         jaxsvd.truncated_split(jnp.ones(3), 1)
+
+
+@pytest.mark.slow
+def test_transforms():
+    """jit of vmap of grad, and jet of grad, against autodiff through jnp.linalg.svd."""
+    m, n = 4, 6
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((3, m, n)))
+    t1, t2 = _data(m, n)
+    f = _ours(_loss_jnp(t1, t2), 2, 0.25)
+    ref = lambda x: _loss_jnp(t1, t2)(*_ref_split(x, 2, 0.25))  # noqa: E731
+    g_jit = jax.jit(jax.vmap(jax.grad(f)))(a)
+    np.testing.assert_allclose(g_jit, jax.vmap(jax.grad(ref))(a), rtol=1e-10, atol=1e-11)
+    h = jnp.asarray(np.random.default_rng(1).standard_normal((m, n)))
+    _, (j1, _) = jet(jax.grad(f), (a[0],), ((h, jnp.zeros_like(h)),))
+    hv = jax.jvp(jax.grad(ref), (a[0],), (h,))[1]
+    np.testing.assert_allclose(j1, hv, rtol=1e-9, atol=1e-10)
