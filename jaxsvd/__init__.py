@@ -26,6 +26,7 @@ from ._ties import generalized_matrix_function as generalized_matrix_function
 from ._ties import polar as polar
 from ._ties import projectors as projectors
 from ._ties import truncate as truncate
+from ._ties import truncated_split as truncated_split
 from ._triplet import singular_triplet as singular_triplet
 
 try:
@@ -36,5 +37,5 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "branches", "derivatives", "gaps", "generalized_matrix_function", "hessian", "hvp", "jacobian", "ky_fan_norm",
     "montecarlo", "nuclear_norm", "polar", "projectors", "schatten_norm", "singular_triplet",
-    "spectral_function", "spectral_norm", "svd", "svds", "svdvals", "truncate",
+    "spectral_function", "spectral_norm", "svd", "svds", "svdvals", "truncate", "truncated_split",
 ]

@@ -238,6 +238,11 @@ def branch_coefficients(a, terms, num_orders: int, *, rtol=None):
         # shifts: parents in order, blocks positive definite and apart
         ref_next = _sg(_fro(new[0]) + _fro(fam[1]))
         scale = jnp.where(ref_next > 0, ref_next, jnp.ones_like(ref_next))
+        # a family that vanishes to rounding (the branches are polynomials of lower degree,
+        # e.g. R(I + x S)) must not sink its shifted parents below the next level's noise
+        # floor (8 max(m, n) eps s_max): they would be taken for zero singular values and
+        # lose their order and leading order
+        scale = jnp.maximum(scale, 64 * max(m, n) * eps * _sg(s[..., 0]))
         nclus = jnp.max(jnp.where(nz, ids + 1, 0), axis=-1)
         shift = _sg(jnp.where(nz, 3 * scale[..., None] * (nclus[..., None] - ids).astype(dtype), 0.0))
         new[0] = new[0] + _pad(_diag(shift), m, n)

@@ -221,6 +221,16 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
     when sigma_k > sigma_k+1) is exact there too: the cotangent is checked for
     that invariance (NaN if it fails).  See docs/degeneracy.md.
 
+    Where the loss weights the tied values differently (dL/ds_i differ inside a
+    cluster, e.g. the truncation loss ``<T, U[:, :k] diag(S[:k]) Vh[:k]>`` at a tie
+    inside the top k, or the split ``U_k diag(sqrt(s_k))``, ``diag(sqrt(s_k)) Vh_k``
+    of a tensor network) reverse mode stays NaN: the cotangent alone cannot tell
+    such a loss from a non-differentiable one with the same cotangent.  Exact
+    routes for these: :func:`jaxsvd.truncate` (``U_k diag(s_k) Vh_k``),
+    :func:`jaxsvd.truncated_split` (``(L, R)`` for tensor networks),
+    :func:`jaxsvd.generalized_matrix_function` (``U diag(g(s)) Vh``) and
+    :func:`jaxsvd.projectors` -- every mode, ties included (docs/ties.md).
+
     Args:
       a: real or complex array of shape ``(..., m, n)`` (float32/64,
         complex64/128; integers are promoted).  For complex input the

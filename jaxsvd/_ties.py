@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from functools import partial
 
 import jax
@@ -76,6 +77,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _compat
+from ._gauge import gauge_check_rtol
 from ._nanmask import nan_unless
 from ._series import like, mH, mm, svd_series
 from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
@@ -104,11 +106,12 @@ class _Spec:
     """Static parameter of ``tie_p``: which F (hashed by identity).
 
     kind: "polar" (g = 1), "truncate" (g = s on the top k), "pinv" (g = 1/s on
-    the top k), "general" (an elementwise user g).
+    the top k), "power" (g = s**p on the top k, the factors of ``truncated_split``),
+    "general" (an elementwise user g).
     """
 
-    def __init__(self, kind: str, name: str, k=None, g=None):
-        self.kind, self.name, self.k, self.g = kind, name, k, g
+    def __init__(self, kind: str, name: str, k=None, g=None, p=None):
+        self.kind, self.name, self.k, self.g, self.p = kind, name, k, g, p
 
     def __repr__(self):
         return f"tie<{self.name}>"
@@ -126,6 +129,8 @@ class _Spec:
             return jnp.where(top, x, 0.0)
         if self.kind == "pinv":
             return jnp.where(top, 1.0 / jnp.where(top, x, 1.0), 0.0)
+        if self.kind == "power":
+            return self.taylor(x, 0)[0]
         return _over_batch(self.g, x).astype(x.dtype)
 
     def taylor(self, x, J: int):
@@ -139,6 +144,15 @@ class _Spec:
         if self.kind == "pinv":
             inv = jnp.where(top, 1.0 / jnp.where(top, x, 1.0), 0.0)
             return [inv * (-inv) ** j for j in range(J + 1)]
+        if self.kind == "power":
+            # g^(j)(x) / j! = binom(p, j) x^(p - j) on the top k (x > 0; 0 elsewhere)
+            ok = top & (x > 0)
+            xs = jnp.where(ok, x, 1.0)
+            out, c = [], 1.0
+            for j in range(J + 1):
+                out.append(jnp.where(ok, c * xs ** (self.p - j), 0.0))
+                c = c * (self.p - j) / (j + 1)
+            return out
 
         def one(x1):
             series = [jnp.ones_like(x1)] + [jnp.zeros_like(x1)] * (J - 1)
@@ -190,6 +204,7 @@ def _structure(s, spec, m: int, n: int):
     rtol = float("inf")
     if spec.kind == "general":
         split = split | _kinked_between(s, spec)
+    if spec.kind in ("general", "power"):  # g(S) about each cluster's mean: near ties only
         rtol = tie_merge_rtol(s.dtype)
     return near_cluster_ids(s, m, n, rtol, split), nz
 
@@ -206,11 +221,11 @@ def _exists(s, spec, m: int, n: int, order: int):
         return jnp.all(nz, axis=-1)
     ok = jnp.ones(s.shape[:-1], bool)
     k = spec.k
-    if spec.kind in ("truncate", "pinv") and k < r:
+    if spec.kind in ("truncate", "pinv", "power") and k < r:
         ok = ok & (s[..., k - 1] - s[..., k] > tol)
-    if spec.kind == "pinv":
+    if spec.kind in ("pinv", "power"):
         ok = ok & (s[..., k - 1] > tol)
-    if spec.kind in ("truncate", "pinv"):
+    if spec.kind in ("truncate", "pinv", "power"):
         return ok
     # general g: smooth at every non-zero sigma_i, to order ``order``
     gv = spec.values(s)
@@ -323,7 +338,7 @@ def _f_series(s, u, v, terms, spec, K: int):
     wm = like(w[..., :, None] * w[..., None, :], u)
     gs = [None if x is None else x * wm for x in _g_series(s, ser.blocks, ids, spec, K)]
     out = _triple(us, spec.values(s) * w, gs, vs, K)
-    if spec.kind == "polar" or (spec.k is not None and spec.k < s.shape[-1]):
+    if spec.kind in ("polar", "power") or (spec.k is not None and spec.k < s.shape[-1]):
         return out  # no zero singular value can matter (NaN, or below the cut where g = 0)
     # zero singular values: F acts on Z = A - U_nz S_nz V_nz^T as g's odd extension
     recon = _triple(us, s * w, [x * wm for x in ser.blocks], vs, K)
@@ -688,3 +703,184 @@ def generalized_matrix_function(g):
 
     F.__name__ = F.__qualname__ = f"generalized_matrix_function({spec.name})"
     return F
+
+
+# ---------------------------------------------------------------------------
+# the truncated split (L, R) and its bond-gauge check
+# ---------------------------------------------------------------------------
+#
+# bond_check_p(tL, tR, L, R; face): identity on (tL, tR) in forward and Taylor
+# mode; its transpose (face "reverse") checks the cotangent (L_bar, R_bar) for
+# the necessary condition of invariance under the bond gauge L -> L Q,
+# R -> Q^H R at (L, R): with Q = I + W (W anti-Hermitian) the loss changes by
+# Re tr(Y W), Y = L_bar^T L - R R_bar^T, so the anti-Hermitian part of Y must
+# vanish -- condition R1 of jaxsvd/_gauge.py for the bond, with its tolerance
+# (``gauge_check_rtol``) relative to ||L_bar|| ||L|| + ||R_bar|| ||R||.  A
+# cotangent that fails it becomes NaN (``nan_unless``).
+
+bond_check_p = _compat.new_primitive("jaxsvd_bond_check", multiple_results=True)
+
+
+def _bond_keep(tl, tr, l, r):
+    """(...,) bool: the cotangent (tl, tr) passes the bond-gauge check at (l, r)."""
+    l, r = lax.stop_gradient(l), lax.stop_gradient(r)
+    y = mm(jnp.swapaxes(tl, -1, -2), l) - mm(r, jnp.swapaxes(tr, -1, -2))
+    dev = jnp.sqrt(jnp.sum(jnp.abs(y - mH(y)) ** 2, axis=(-2, -1)))
+    nrm = lambda x: jnp.sqrt(jnp.sum(jnp.abs(x) ** 2, axis=(-2, -1)))  # noqa: E731
+    m, n = l.shape[-2], r.shape[-1]
+    tol = gauge_check_rtol(real_dtype(l.dtype), m, n) * (nrm(tl) * nrm(l) + nrm(tr) * nrm(r))
+    return dev <= tol
+
+
+def _bond_impl(tl, tr, l, r, *, face):
+    if face == "forward":
+        return [tl, tr]
+    keep = _bond_keep(tl, tr, l, r)[..., None, None]
+    nan = jnp.asarray(jnp.nan, tl.dtype)
+    return [jnp.where(keep, tl, nan), jnp.where(keep, tr, nan)]
+
+
+def _bond_jvp(primals, tangents, *, face):
+    tl, tr, l, r = primals
+    y = bond_check_p.bind(*primals, face=face)
+    ts = [_compat.instantiate(t) for t in tangents[:2]]
+    if face == "forward":
+        return y, bond_check_p.bind(*ts, l, r, face="forward")
+    # the mask is decided by the primal cotangent (piecewise constant): apply it linearly
+    keep = _bond_keep(tl, tr, l, r)[..., None, None]
+    return y, [nan_unless(t, keep) for t in ts]
+
+
+def _bond_transpose(cts, tl, tr, l, r, *, face):
+    cts = [jnp.zeros(x.aval.shape, x.aval.dtype) if type(c) is _compat.Zero else c
+           for c, x in zip(cts, (tl, tr), strict=True)]
+    other = "reverse" if face == "forward" else "forward"
+    return [*bond_check_p.bind(*cts, l, r, face=other), None, None]
+
+
+def _bond_batch(args, dims, *, face):
+    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+    moved = [jnp.moveaxis(x, d, 0) if d is not None else jnp.broadcast_to(x, (size,) + x.shape)
+             for x, d in zip(args, dims, strict=True)]
+    return bond_check_p.bind(*moved, face=face), [0, 0]
+
+
+def _bond_taylor(primals_in, series_in, *, face):
+    tl, tr, l, r = primals_in
+    y = bond_check_p.bind(*primals_in, face=face)
+    sl, sr = [[jnp.broadcast_to(jnp.asarray(x, p.dtype), p.shape) for x in s]
+              for s, p in zip(series_in[:2], (tl, tr), strict=True)]
+    if face == "forward":
+        return y, [sl, sr]
+    keep = _bond_keep(tl, tr, l, r)[..., None, None]
+    return y, [[nan_unless(x, keep) for x in sl], [nan_unless(x, keep) for x in sr]]
+
+
+bond_check_p.def_impl(partial(jax.jit, static_argnames=("face",))(_bond_impl))
+bond_check_p.def_abstract_eval(
+    lambda tl, tr, l, r, *, face: [_compat.ShapedArray(tl.shape, tl.dtype), _compat.ShapedArray(tr.shape, tr.dtype)])
+_compat.def_lowering_from_fun(bond_check_p, _bond_impl, multiple_results=True)
+_compat.def_batching(bond_check_p, _bond_batch)
+_compat.def_jvp(bond_check_p, _bond_jvp)
+_compat.def_transpose(bond_check_p, _bond_transpose)
+_compat.def_taylor(bond_check_p, _bond_taylor)
+
+
+@functools.lru_cache(maxsize=None)
+def _spec_power(k: int, p: float):
+    return _Spec("power", f"power_{k}_{p!r}", k=k, p=p)
+
+
+
+
+def _static_power(power) -> float:
+    if isinstance(power, (bool, complex)) or not isinstance(power, numbers.Real):
+        try:
+            concrete = isinstance(power, jax.Array) and not isinstance(power, _compat.Tracer)
+        except Exception:  # noqa: BLE001
+            concrete = False
+        if not (concrete and power.ndim == 0 and jnp.issubdtype(power.dtype, jnp.floating)):
+            raise TypeError(f"power must be a static real scalar (a Python float), got {power!r}")
+    p = float(power)
+    if not math.isfinite(p):
+        raise ValueError(f"power must be finite, got {p}")
+    return p
+
+
+def truncated_split(a, k: int, power=0.5):
+    r"""The truncated split of tensor-network algorithms: ``(L, R)`` with ``L @ R = truncate(a, k)``.
+
+    .. math::
+
+        L = U_k \,\mathrm{diag}(s_k^{p}) \;(\dots, m, k),\qquad
+        R = \mathrm{diag}(s_k^{1-p})\, V_k^H \;(\dots, k, n)
+
+    (``p = power``; ``p = 1/2`` is the symmetric split of TRG, CTMRG, PEPS).
+    ``L`` and ``R`` are unique only up to the *bond gauge*
+    ``L -> L Q, R -> Q^H R`` with ``Q`` orthogonal (unitary for complex input);
+    every tensor-network contraction, ``<T, L R>``, ``tr(L R L R)``, ``L L^H``,
+    ``R^H R`` ... is invariant under it.  The values returned are LAPACK's
+    ``U_k diag(s_k^p)``, ``diag(s_k^(1-p)) Vh_k``.
+
+    Derivatives (every mode: ``jvp``, ``grad``, ``hessian``, ``jet``, any
+    order) are those of one smooth gauge, the polar gauge about the returned
+    basis: ``L(a) = U_k D^p Q(a)`` with ``Q = M (M^H M)^(-1/2)``,
+    ``M = V_k(a)^H W``, ``W = V_k`` at the point (held fixed).  Written with
+    gauge-invariant functions only,
+
+    .. math::
+
+        L = F_p W N,\quad R = N W^H F_{-p}^H a,\quad
+        N = (W^H F_{-p}^H F_p W)^{-1/2},\quad F_q = U_k\,\mathrm{diag}(s_k^q)\,V_k^H,
+
+    where ``F_q`` is the exact-through-ties function of :func:`truncate` (near
+    ties inside the top k merged, ``eps**(1/9)``) and ``N`` a matrix function
+    of a Hermitian matrix at ``I``.  So a loss invariant under the bond gauge
+    gets its exact derivatives at generic points, exact ties inside the kept
+    space and near ties alike.  A loss that depends on the gauge gets the
+    derivative in this gauge (forward mode) or NaN (reverse mode, where the
+    cotangent fails the necessary check: the anti-Hermitian part of
+    ``L_bar^T L - R R_bar^T`` vanishes, to ``_gauge.gauge_check_rtol``).
+
+    NaN derivatives where the split is not differentiable: a tie at the cut
+    ``sigma_k = sigma_(k+1)``, and ``sigma_k = 0`` (within the degeneracy
+    tolerance of ``_spectrum.py``).
+
+    Args:
+      a: real or complex array ``(..., m, n)`` (float32/64, complex64/128).
+      k: static int, ``1 <= k <= min(m, n)``.
+      power: static real scalar ``p`` (default 0.5).
+
+    Returns:
+      ``(L, R)``: ``(..., m, k)`` and ``(..., k, n)``, dtype of ``a``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxsvd
+      >>> c, s = jnp.cos(0.3), jnp.sin(0.3)
+      >>> a = jnp.array([[3 * c, -3 * s, 0.0], [3 * s, 3 * c, 0.0], [0.0, 0.0, 1.0]])  # sigma = 3, 3, 1
+      >>> t = jnp.arange(9.0).reshape(3, 3)
+      >>> loss = lambda a: jnp.sum(t * (lambda l, r: l @ r)(*jaxsvd.truncated_split(a, 2)))
+      >>> g = jax.grad(loss)(a)   # exact: the loss is <T, truncate(a, 2)>
+      >>> bool(jnp.allclose(g, jax.grad(lambda a: jnp.sum(t * jaxsvd.truncate(a, 2)))(a), atol=1e-5))
+      True
+    """
+    a = _checked(a)
+    m, n = a.shape[-2:]
+    k = _static_k(k, min(m, n))
+    p = _static_power(power)
+    s, u, vt = _factor(a)
+    fp = _apply(a, _spec_power(k, p), (s, u, vt))
+    fm = fp if p == 0.0 else _apply(a, _spec_power(k, -p), (s, u, vt))
+    w = mH(vt[..., :k, :])  # (n, k): V_k at the point, held fixed
+    fmh = mH(fm)
+    x = mm(mH(w), mm(fmh, mm(fp, w)))  # W^H P_V W = M^H M, = I at the point
+    nrt = _apply(x, _spec_power(k, -0.5))  # X^(-1/2): X Hermitian positive definite (at I: one tied cluster)
+    lc = mm(mm(fp, w), nrt)
+    rc = mm(nrt, mm(mH(w), mm(fmh, a)))
+    sk = s[..., :k]
+    l0 = u[..., :, :k] * like(sk ** p, u)[..., None, :]
+    r0 = like(sk ** (1.0 - p), vt)[..., :, None] * vt[..., :k, :]
+    lv = lc - lax.stop_gradient(lc) + l0
+    rv = rc - lax.stop_gradient(rc) + r0
+    out = bond_check_p.bind(lv, rv, l0, r0, face="forward")
+    return out[0], out[1]

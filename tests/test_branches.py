@@ -228,3 +228,21 @@ def test_spectral_jet_tie_kept_at_first_order_and_near_tie():
         scale = max(abs(float(r)) for r in ref)
         for k in range(3):
             assert abs(float(ys[k]) - float(ref[k])) <= 1e-9 * scale, (k, float(ys[k]), float(ref[k]))
+
+
+def test_rotation_times_linear_path_order():
+    """Along R (I + x S) (R a 5 x 5 rotation, S symmetric) the singular values are
+    |1 + x lambda_i(S)|: the branches are exactly 1 + x lambda_i, ordered by the
+    derivative, descending (DESIGN.md), with every higher coefficient zero.  Once the
+    family of a reduction level vanished to rounding and the order was lost."""
+    rng = np.random.default_rng(0)
+    s_mats = [rng.standard_normal((5, 5)) for _ in range(2)]
+    s_mats = [x + x.T for x in s_mats]
+    rots = [orthogonal(5, 3), orthogonal(5, 4)]
+    a = jnp.asarray(np.stack(rots))
+    h = jnp.asarray(np.stack([q @ x for q, x in zip(rots, s_mats, strict=True)]))
+    b = jaxsvd.branches(a, h, 4)
+    lam = np.stack([np.sort(np.linalg.eigvalsh(x))[::-1] for x in s_mats])
+    np.testing.assert_allclose(b[0], 1.0, atol=1e-14)
+    np.testing.assert_allclose(b[1], lam, atol=1e-12)
+    np.testing.assert_allclose(b[2:], 0.0, atol=1e-10)
