@@ -130,7 +130,8 @@ try:
     for case in root.iter("testcase"):
         if case.find("failure") is not None or case.find("error") is not None:
             kind = "FAILED" if case.find("failure") is not None else "ERROR"
-            fails.append(f"{kind} {case.get('classname', '').replace('.', '/')}.py::{case.get('name')}")
+            where = case.get("classname", "").replace(".", "/")
+            fails.append(f"{kind} {where + '.py::' if where else ''}{case.get('name')}")
     passed = tot["tests"] - tot["failures"] - tot["errors"] - tot["skipped"]
     counts = (f"{passed} passed, {tot['failures']} failed, {tot['errors']} errors, "
               f"{tot['skipped']} skipped")
