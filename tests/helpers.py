@@ -19,6 +19,37 @@ def rtol(dtype) -> float:
     return 1e-10 if jnp.dtype(dtype) == jnp.float64 else 2e-4
 
 
+def svd_backward_error(a) -> float:
+    """Measured accuracy of this backend's SVD (jnp.linalg.svd) on ``a`` (any
+    leading batch dimensions): the largest of ||A - U S V^T|| / ||A||,
+    ||U^T U - I||, ||V V^T - I|| (2-norms), floored at the dtype's eps.
+
+    The computed factors are, to this accuracy, exact for a nearby matrix, so a
+    singular subspace separated by ``gap`` is off by an angle up to about
+    ``svd_backward_error(a) * ||A|| / gap`` (Wedin's sin-theta theorem): tolerances
+    at near ties derive from it rather than from one backend's luck.  Measured
+    in float64: ~1e-15..3e-15 with LAPACK (CPU).
+    """
+    a64 = np.asarray(a, np.float64)
+    u, s, vt = (np.asarray(x, np.float64) for x in jnp.linalg.svd(jnp.asarray(a), full_matrices=False))
+    norm = lambda x: np.linalg.norm(x, 2, axis=(-2, -1))  # noqa: E731
+    eye = lambda k: np.eye(k)  # noqa: E731
+    rec = norm(a64 - (u * s[..., None, :]) @ vt) / np.maximum(norm(a64), 1e-300)
+    ou = norm(np.swapaxes(u, -1, -2) @ u - eye(u.shape[-1]))
+    ov = norm(vt @ np.swapaxes(vt, -1, -2) - eye(vt.shape[-2]))
+    return float(max(np.max(rec), np.max(ou), np.max(ov), np.finfo(np.asarray(a).dtype).eps))
+
+
+def batched_svd_is_per_matrix(a) -> bool:
+    """Whether this backend's SVD of the batch ``a`` is bitwise the SVD of each
+    matrix (LAPACK on CPU loops over the batch; cuSOLVER's batched and
+    single-matrix routines are different algorithms, with other signs and rounding)."""
+    batched = jnp.linalg.svd(jnp.asarray(a), full_matrices=False)
+    return all(np.array_equal(np.asarray(x[i]), np.asarray(y))
+               for i in range(a.shape[0])
+               for x, y in zip(batched, jnp.linalg.svd(jnp.asarray(a[i]), full_matrices=False), strict=True))
+
+
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 

@@ -79,7 +79,7 @@ def test_key_scheme_is_the_documented_one(base):
 @pytest.mark.parametrize("batch_size", [1, 7, NUM])
 def test_chunking_invariance(base, batch_size):
     res = _run(batch_size=batch_size)
-    np.testing.assert_allclose(res.derivatives, base.derivatives, rtol=1e-13, atol=1e-14)
+    np.testing.assert_array_equal(res.derivatives, base.derivatives)  # bitwise: the same compiled step
 
 
 def test_same_key_same_result_and_prefix_stable(base):
@@ -93,7 +93,7 @@ def test_same_key_same_result_and_prefix_stable(base):
                                   base.derivatives)
     # sample i does not depend on num: a shorter run is a prefix
     short = _run(num=4, batch_size=NUM)
-    np.testing.assert_allclose(short.derivatives, base.derivatives[:4], rtol=1e-13, atol=1e-14)
+    np.testing.assert_array_equal(short.derivatives, base.derivatives[:4])
 
 
 def test_fixed_direction():
@@ -142,7 +142,14 @@ _SHARDED = textwrap.dedent("""
         four = mc.sensitivity(key, (3, 4), 10, ensemble=ens, order=2, batch_size=5, mesh=mesh,
                               progress=False)
         out[ens] = [one.derivatives.tolist(), four.derivatives.tolist()]
-    idx = jax.device_put(jax.numpy.arange(8, dtype=jax.numpy.uint32),
+    # a 2-D mesh: the chunk is sharded over all four devices, not only the first axis
+    run, used = _mc._chunk_sharded, []
+    _mc._chunk_sharded = lambda *a, **k: (lambda y: (used.append(len(y.sharding.device_set)), y)[1])(run(*a, **k))
+    grid = mc.sensitivity(key, (3, 4), 10, order=2, batch_size=5, mesh=jax.make_mesh((2, 2), ("a", "b")),
+                          progress=False)
+    _mc._chunk_sharded = run
+    out["grid"], out["grid_devices"] = grid.derivatives.tolist(), used
+    idx = jax.device_put(jax.numpy.arange(4 * _mc._inner_size((3, 4)), dtype=jax.numpy.uint32),
                          jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("d")))
     y = _mc._chunk_sharded(key, idx, jax.numpy.zeros(()), ensemble="gaussian", direction="gaussian",
                            shape=(3, 4), order=2, dtype=np.dtype("float64"), mesh=mesh)
@@ -163,10 +170,12 @@ def test_four_device_mesh_matches_one_device():
         one, four = (np.asarray(x) for x in out[ens])
         assert one.shape == (10, 3, 3)  # num = 10 is not a multiple of 4
         np.testing.assert_array_equal(four, one)
-    assert out["devices"] == 4 and out["shard_rows"] == [2, 2, 2, 2]
+    np.testing.assert_array_equal(np.asarray(out["grid"]), np.asarray(out["gaussian"][0]))
+    assert out["grid_devices"] == [4]
+    assert out["devices"] == 4 and out["shard_rows"] == [_mc._inner_size((3, 4))] * 4
     # and the single-device subprocess agrees with this process's own computation
     here = mc.sensitivity(jax.random.key(7), (3, 4), 10, order=2, progress=False)
-    np.testing.assert_allclose(np.asarray(out["gaussian"][0]), here.derivatives, rtol=1e-13, atol=1e-14)
+    np.testing.assert_array_equal(np.asarray(out["gaussian"][0]), here.derivatives)
 
 
 # ---------------------------------------------------------------------------

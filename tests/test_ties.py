@@ -16,7 +16,7 @@ from jax.experimental import jet
 
 import jaxsvd
 from tests import _ref_ties as R
-from tests.helpers import max_rel_err, orthogonal, with_singular_values
+from tests.helpers import batched_svd_is_per_matrix, max_rel_err, orthogonal, svd_backward_error, with_singular_values
 
 # ---------------------------------------------------------------------------
 # the matrices of the issue (float64 numpy)
@@ -308,6 +308,23 @@ def test_jet_gmf_and_truncate_order3():
 # ---------------------------------------------------------------------------
 
 
+def _batch_tol(batch, tight):
+    """Tolerance for a batched result against the same function per matrix: ``tight`` where
+    this backend's batched SVD is bitwise the per-matrix one (LAPACK, CPU).  Elsewhere
+    (cuSOLVER: a batched Jacobi routine, other rounding) each result is exact for a matrix
+    within b ||A|| (b = svd_backward_error), and these tie-safe functions change by at most
+    ~||A|| / gap times that, gap the smallest separation of singular values they do not merge
+    (clusters closer than 1e-4 ||A|| are merged): 4 b ||A|| / gap."""
+    if batched_svd_is_per_matrix(batch):
+        return tight
+    cond = 1.0
+    for s in np.linalg.svd(np.asarray(batch, np.float64), compute_uv=False):
+        d = -np.diff(s)
+        d = d[d > 1e-4 * s[0]]
+        cond = max(cond, s[0] / d.min() if d.size else 1.0)
+    return max(tight, 4 * svd_backward_error(batch) * cond)
+
+
 def test_vmap_mixed_batch_and_jit():
     names = ["rotation3", "near_1e-13", "near_1e-6"]
     batch = jnp.stack([jnp.asarray(MATS[n]) for n in names] + [jnp.asarray(_dir((3, 3), 16))])
@@ -319,8 +336,9 @@ def test_vmap_mixed_batch_and_jit():
 
     g = jax.jit(jax.vmap(jax.grad(loss)))(batch)
     t = jax.vmap(lambda x, h: jax.jvp(polar_u, (x,), (h,))[1])(batch, hs)
+    tol = _batch_tol(batch, 1e-13)
     for i in range(batch.shape[0]):
-        assert max_rel_err(g[i], jax.grad(loss)(batch[i])) < 1e-13
+        assert max_rel_err(g[i], jax.grad(loss)(batch[i])) < tol
         assert max_rel_err(t[i], jax.jvp(R.newton_polar, (batch[i],), (hs[i],))[1]) < TOL
     # batched input directly (leading dimension)
     assert max_rel_err(polar_u(batch), jax.vmap(polar_u)(batch)) < 1e-15
@@ -472,8 +490,9 @@ def test_jet_of_grad_and_vmap_of_jet(name):
         return jet.jet(polar_u, (x,), ([d, jnp.zeros_like(d)],))[1][1]
 
     out = jax.vmap(jet2)(batch, hb)
+    tol = _batch_tol(batch, 1e-14)
     for i in range(2):
-        assert max_rel_err(out[i], jet2(batch[i], hb[i])) < 1e-14
+        assert max_rel_err(out[i], jet2(batch[i], hb[i])) < tol
 
 
 @pytest.mark.parametrize("gap", [3e-2, 2e-2, 1.5e-2, 1e-3])
@@ -498,9 +517,10 @@ def test_batched_every_function():
     h = jnp.asarray(_dir(batch.shape, 29))
     fns = [polar_u, lambda x: jaxsvd.polar(x, side="left")[1], lambda x: jaxsvd.truncate(x, 2),
            lambda x: jaxsvd.projectors(x, 4)[0], lambda x: jaxsvd.projectors(x, 1)[1], GMF["exp"][0]]
+    tol, ttol = _batch_tol(batch, 1e-14), _batch_tol(batch, 1e-12)
     for f in fns:
         y, t = jax.jvp(f, (batch,), (h,))
         for i in range(batch.shape[0]):
             yi, ti = jax.jvp(f, (batch[i],), (h[i],))
-            assert max_rel_err(y[i], yi) < 1e-14
-            np.testing.assert_allclose(np.asarray(t[i]), np.asarray(ti), rtol=1e-12, atol=1e-12)
+            assert max_rel_err(y[i], yi) < tol
+            np.testing.assert_allclose(np.asarray(t[i]), np.asarray(ti), rtol=ttol, atol=ttol)
