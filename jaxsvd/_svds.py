@@ -29,6 +29,7 @@ Rules in the usual order: primal, first order (JVP), Taylor mode, registration.
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 from functools import partial
@@ -40,7 +41,9 @@ import numpy as np
 from jax import lax
 
 from . import _compat
+from ._gauge import GAUGE_CHECK_ULPS, gauge_mask
 from ._krylov import default_krylov_dim, default_tol, gkl_svds
+from ._nanmask import nan_unless
 from ._series import TermProducts, like, mH, mm, svd_series
 from ._svd import static_int
 
@@ -97,6 +100,39 @@ class _Operator:
 
     def split(self, consts):
         return [c for c, d in zip(consts, self.diff, strict=True) if d]
+
+
+# One _Operator per distinct program: eager calls on a BCOO matrix or a lineax
+# operator whose arrays change (new values, a rebuilt FunctionLinearOperator with
+# the same function body) then reuse the compiled solver, whose jit is keyed on
+# the operator's identity (a primitive parameter).  The key is the text of the
+# two jaxprs (every array they close over is a const, i.e. an argument, and
+# scalar literals print in full) plus the consts' shapes and dtypes.  A function
+# that prints differently each time (a custom_vjp or callback, whose params show
+# an object's address) gets no reuse, never a wrong one: the cached operator
+# keeps those objects alive, so no address is ever shared with a newer one.
+_OPERATORS_MAX = 64
+_operators: collections.OrderedDict = collections.OrderedDict()
+
+
+def _operator(mv, rmv, m: int, n: int, dtype):
+    """(op, consts): the canonical :class:`_Operator` for this program and the
+    arrays to pass it."""
+    op = _Operator(mv, rmv, m, n, dtype)
+    consts, op.consts = op.consts, None
+    text = (str(op.mv_jaxpr), str(op.rmv_jaxpr))
+    if any("..." in s for s in text):  # an elided array literal: the text does not pin the program
+        return op, consts
+    avals = tuple((tuple(c.shape), jnp.dtype(c.dtype), bool(jax.typeof(c).weak_type)) for c in consts)
+    key = (text, avals, op.n_mv, m, n, jnp.dtype(dtype))
+    hit = _operators.get(key)
+    if hit is not None:
+        _operators.move_to_end(key)
+        return hit, consts
+    _operators[key] = op
+    if len(_operators) > _OPERATORS_MAX:
+        _operators.popitem(last=False)
+    return op, consts
 
 
 class SvdsInfo(NamedTuple):
@@ -227,7 +263,10 @@ def _deflated_solver(op, consts, s, u, v, tol, maxiter, skip):
     zero right-hand side and a safe shift, so they cannot spoil the others
     (one CG couples the columns through its inner products)."""
     s = jnp.where(skip, 2 * s[..., :1] + 1, s)
-    s_row, skip_row = like(s, u)[..., None, :], skip[..., None, :]  # explicit ranks (rank promotion "raise")
+    s_row = like(s, u)[..., None, :]  # explicit ranks (rank promotion "raise")
+    # 0/1 weights, not a select: the transpose of a select would drop the NaN cotangent
+    # of a skipped column (nan_unless in the JVP), which must reach the gradient
+    keep_row = (~skip[..., None, :]).astype(u.dtype)
 
     def pu(x):
         return x - mm(u, mm(mH(u), x))
@@ -245,7 +284,7 @@ def _deflated_solver(op, consts, s, u, v, tol, maxiter, skip):
     def solve(r1, r2):
         # symmetric (real) / Hermitian (complex): the transpose solve is the solve,
         # or its conjugate, K^T = conj(K) (grad, jacrev, hessian)
-        r1, r2 = jnp.where(skip_row, 0.0, r1), jnp.where(skip_row, 0.0, r2)
+        r1, r2 = r1 * keep_row, r2 * keep_row
         if jnp.issubdtype(u.dtype, jnp.complexfloating):
             conj = partial(jax.tree_util.tree_map, jnp.conj)
             z = lax.custom_linear_solve(kmat, (pu(r1), pv(r2)), cg,
@@ -288,30 +327,63 @@ def _cg(matvec, b, *, tol, maxiter):
 
     x0 = tuple(jnp.zeros_like(bi) for bi in b)
     x, *_ = lax.while_loop(cond, body, (x0, b, b, bb, jnp.zeros((), jnp.int32)))
-    return x
+    # NaN in, NaN out (the loop would stop at once and return 0): a NaN cotangent
+    # from a derivative that does not exist (a tie at the cut) must reach the gradient
+    bad = jnp.isnan(bb)
+    return tuple(jnp.where(bad, jnp.asarray(jnp.nan, xi.dtype), xi) for xi in x)
 
 
-def _series(args, terms_obj, *, op, k, p, tol, maxiter, vectors=True):
-    """Engine on the k computed triplets (unbatched)."""
+def _coincidence_rtol(tol, dtype, k):
+    """Relative tolerance below which two computed values count as one cluster:
+    the solver's ``tol`` (Ritz values of a tie agree to it), at least 4 k eps."""
+    return max(tol, 4 * float(jnp.finfo(dtype).eps) * k)
+
+
+def _gauge_check_rtol(rtol, dtype, m, n):
+    """Tolerance of the reverse-mode cotangent check (jaxsvd/_gauge.py) on a
+    partial basis: the spread of a cluster's values (<= ``rtol``), which a loss
+    that weights the vectors by s turns into a skew part of that size, and the
+    rounding of U_k^T U_bar (~ sqrt(max(m, n)) eps: not ``max(m, n)``, which
+    would let anything through for a million-dimensional operator)."""
+    return max(2 * rtol, GAUGE_CHECK_ULPS * math.sqrt(max(m, n)) * float(jnp.finfo(dtype).eps))
+
+
+def _series(args, terms_obj, *, op, k, p, tol, maxiter, vectors=True, mask=True):
+    """Engine on the k computed triplets (unbatched); also (rtol, bad): the
+    coincidence tolerance and the columns whose vectors never have a
+    derivative (a tie at the cut, a zero value)."""
     consts = list(args[:-1])
     out = svds_p.bind(*args, op=op, k=k, p=p, tol=tol, maxiter=maxiter, batch_shape=(),
                       batched=(False,) * len(args))
     u, s, v, _, _, nxt = out
-    rtol = max(tol, 4 * float(jnp.finfo(op.dtype).eps) * k)
+    rtol = _coincidence_rtol(tol, op.dtype, k)
     # a tie at the cut: sigma_i (i <= k) coincides with the next Ritz value
     s_, nxt_ = lax.stop_gradient(s), lax.stop_gradient(nxt)
     cut = jnp.abs(s_ - nxt_) <= rtol * s_[..., :1]
     skip = cut | (s_ <= rtol * s_[..., :1])
     solver = _deflated_solver(op, consts, s, u, v, tol, maxiter, skip)  # s differentiable: hessians
-    ser = svd_series(s, u, v, terms_obj, complement=solver, extra_bad=cut, rtol=rtol, vectors=vectors)
-    return out, ser
+    ser = svd_series(s, u, v, terms_obj, complement=solver, extra_bad=cut, rtol=rtol, vectors=vectors,
+                     mask=mask)
+    return out, ser, rtol, skip
 
 
 def _core_jvp(args, dfc, params):
     op = params["op"]
     consts = list(args[:-1])
-    out, ser = _series(args, _JvpTerms(op, consts, dfc), **params)
+    # real: the rotation-free gauge inside each cluster of the k triplets, NaN in
+    # forward mode, and in reverse mode let through for a gauge-invariant
+    # cotangent (jaxsvd/_gauge.py, as jaxsvd.svd); complex: NaN at ties
+    gauge = not jnp.issubdtype(op.dtype, jnp.complexfloating)
+    out, ser, rtol, bad = _series(args, _JvpTerms(op, consts, dfc), mask=not gauge, **params)
     ds, du, dv = ser.s[0], ser.u[0], ser.v[0]
+    if gauge:
+        u, s, v = out[:3]
+        ds, du, dv = gauge_mask(ds, du, dv, s, u, v, rtol=rtol,
+                                check_rtol=_gauge_check_rtol(rtol, op.dtype, op.m, op.n))
+        # a tie at the cut or a zero value: the cluster reaches beyond the k
+        # triplets, no cotangent check can help (NaN unless the cotangent is 0)
+        keep = ~bad[..., None, :]
+        du, dv = nan_unless(du, keep), nan_unless(dv, keep)
     return out, [du, ds, dv] + [_compat.zero_tangent(x) for x in out[3:]]
 
 
@@ -319,7 +391,7 @@ def _core_taylor(args, series, params):
     op = params["op"]
     consts = list(args[:-1])
     order = len(series[0]) if series else 0
-    out, ser = _series(args, _JetTerms(op, consts, series, order), **params)
+    out, ser, _, _ = _series(args, _JetTerms(op, consts, series, order), **params)
     zeros = [[jnp.zeros_like(x) for _ in range(order)] for x in out[3:]]
     return out, [ser.u, ser.s, ser.v] + zeros
 
@@ -380,8 +452,9 @@ def _taylor(primals_in, series_in, *, batch_shape, batched, **params):
     return out, terms
 
 
-svds_p.def_impl(partial(jax.jit, static_argnames=("op", "k", "p", "tol", "maxiter", "batch_shape",
-                                                   "batched"))(_impl))
+# eager calls: one compiled program per (operator program, shapes, options); see _operator
+_impl_jit = jax.jit(_impl, static_argnames=("op", "k", "p", "tol", "maxiter", "batch_shape", "batched"))
+svds_p.def_impl(_impl_jit)
 svds_p.def_abstract_eval(_abstract_eval)
 _compat.def_lowering_from_fun(svds_p, _impl, multiple_results=True)
 _compat.def_batching(svds_p, _batch)
@@ -500,8 +573,8 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
         r = min(m, n)
         k = _check_k(k, r)
         tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r, krylov_dim)
-        op = _Operator(mv, rmv, m, n, dtype)
-        return _bind(op, op.consts, kd, k, p, tol, maxiter)
+        op, consts = _operator(mv, rmv, m, n, dtype)
+        return _bind(op, consts, kd, k, p, tol, maxiter)
     a = jnp.asarray(a)
     if a.ndim < 2:
         raise ValueError(f"a must have at least 2 dimensions (..., m, n); got shape {a.shape}")
