@@ -269,6 +269,10 @@ def _jvp(primals, tangents, *, face, **params):
 
 def _transpose(cts, ds, du, dv, s, u, v, *, face, **params):
     avals = [x.aval for x in (ds, du, dv)]
+    if face == "forward" and all(type(c) is _compat.Zero for c in cts[1:]):
+        # the reverse face with no cotangent on the vectors passes everything: keep
+        # the zeros symbolic, so a values-only loss never transposes the vector rules
+        return [cts[0], *cts[1:], None, None, None]
     cts = [jnp.zeros(a.shape, a.dtype) if type(c) is _compat.Zero else c for c, a in zip(cts, avals, strict=True)]
     out = gauge_mask_p.bind(*cts, s, u, v, face=_OTHER[face], **params)
     return [*out, None, None, None]
@@ -307,3 +311,6 @@ _compat.def_jvp(gauge_mask_p, _jvp)
 _compat.def_transpose(gauge_mask_p, _transpose)
 _compat.def_batching(gauge_mask_p, _batch)
 _compat.def_taylor(gauge_mask_p, _taylor)
+# the forward face passes ds through: a program that uses only ds drops du, dv and
+# everything that computes them
+_compat.def_dce_passthrough(gauge_mask_p, lambda params: {0: 0} if params["face"] == "forward" else {})
