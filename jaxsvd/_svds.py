@@ -400,8 +400,9 @@ def _core_jvp(args, dfc, params):
     consts = list(args[:-_N_AUX])
     # real: the rotation-free gauge inside each cluster of the k triplets, NaN in
     # forward mode, and in reverse mode let through for a gauge-invariant
-    # cotangent (jaxsvd/_gauge.py, as jaxsvd.svd); complex: NaN at ties
-    gauge = not jnp.issubdtype(op.dtype, jnp.complexfloating)
+    # cotangent (jaxsvd/_gauge.py, as jaxsvd.svd); complex: NaN at ties.  k = 1 has
+    # no cluster inside the top k (its ties are at the cut): no check to compile
+    gauge = params["k"] > 1 and not jnp.issubdtype(op.dtype, jnp.complexfloating)
     out, ser, rtol, bad = _series(args, _JvpTerms(op, consts, dfc), mask=not gauge, **params)
     ds, du, dv = ser.s[0], ser.u[0], ser.v[0]
     if gauge:
