@@ -795,9 +795,29 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
       NaN; NaN in the input gives NaN out (no exception, also under ``jit``).
 
     Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol, 4 k eps)``
-    relative): derivatives of the vectors of a repeated or zero s_i, and of
-    values beyond the first order, are NaN; a tie at the cut (s_k equal to the
-    next Ritz value) makes the vectors of that cluster NaN.
+    relative): in forward mode (``jvp``, ``jet``, ``jacfwd``) the derivatives of
+    the vectors of a repeated or zero s_i, and of values beyond the first order,
+    are NaN.  Reverse mode (``grad``, ``jacrev``) at a tie inside the top k, real
+    input: a loss invariant under rotations of the vectors inside each cluster
+    of the k triplets (``Vh.T @ Vh``, ``U @ U.T``, ``sum(S)``, ``U @ Vh``) gets its
+    exact gradient; one that depends on the basis, or that weights the values of
+    a cluster unevenly while also using its vectors (``U * S @ Vh``), gets NaN --
+    the cotangent check of jaxsvd/_gauge.py (docs/degeneracy.md), with tolerance
+    ``max(2 max(tol, 4 k eps), 64 sqrt(max(m, n)) eps)`` relative.  A loss of the
+    values alone gets ``sum_i c_i u_i v_i^T`` (a subgradient at a tie, as
+    :func:`svdvals`).  A tie at the cut (s_k equal to the next Ritz value, a
+    cluster reaching beyond the k triplets) or a zero value: the vectors of that
+    cluster have no derivative, NaN in both modes.  Complex input: NaN at ties
+    in both modes.
+
+    Compilation: one compiled solver per (operator program, shapes, dtype,
+    options).  Eager calls on a ``BCOO`` matrix or a lineax operator whose arrays
+    change -- new values, a new sparsity pattern with the same number of
+    entries, a ``FunctionLinearOperator`` rebuilt around a new closure with the
+    same body -- reuse it (the operator is keyed by the text of its traced
+    products, the arrays it closes over are arguments).  A different function
+    body, shape, ``k``, ``tol`` or ``block_size`` compiles anew; under ``jit``
+    the enclosing function's cache decides.
 
     Raises:
       TypeError: non-integer ``k``; an unsupported ``a``; an operator without a
