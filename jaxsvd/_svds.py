@@ -674,6 +674,11 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
         k = _check_k(k, r)
         v0b = _check_v0(v0, n, dtype, ())
         tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1])
+        if _is_bcoo(a):
+            # a pytree of arrays with static metadata: one jitted entry, cached on its
+            # structure and shapes (eager calls skip tracing the products again)
+            res, info = _bcoo_entry(a, v0b, kd, k=k, pl=pl, tol=tol, maxiter=maxiter)
+            return res, info._replace(block_size=pl.b, krylov_dim=pl.p)
         op, consts = _operator(mv, rmv, m, n, dtype)
         return _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
     a = jnp.asarray(a)
@@ -697,6 +702,14 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
     for _ in range(a.ndim - 2):
         f = jax.vmap(f)
     return f(a, v0b)
+
+
+@partial(jax.jit, static_argnames=("k", "pl", "tol", "maxiter"))
+def _bcoo_entry(a, v0b, kd, *, k, pl, tol, maxiter):
+    mv, rmv, m, n, dtype = _as_operator(a)
+    op, consts = _operator(mv, rmv, m, n, dtype)
+    res, info = _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
+    return res, info._replace(block_size=None, krylov_dim=None)  # Python ints: outside the jit
 
 
 @functools.lru_cache(maxsize=64)
