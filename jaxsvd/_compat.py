@@ -290,6 +290,31 @@ def def_taylor(prim: Primitive, rule) -> None:
     jet_rules[prim] = _vma_taylor(rule)
 
 
+def def_dce_passthrough(prim: Primitive, passthrough) -> None:
+    """Dead-code elimination for a multiple-results primitive whose output i may
+    equal its input j unchanged: ``passthrough(params)`` returns ``{i: j}``.  When
+    the only used output is such an i, the equation becomes a copy of input j, so
+    whatever fed only the other inputs is eliminated too (jaxsvd.svds: the vector
+    solves of a loss that uses only the singular values, jaxsvd/_gauge.py)."""
+    from jax._src.core import new_jaxpr_eqn
+    from jax._src.interpreters import partial_eval as pe
+    from jax._src.lax.lax import copy_p
+
+    def rule(used_outs, eqn):
+        if not any(used_outs) and not eqn.effects:
+            return [False] * len(eqn.invars), None
+        through = passthrough(eqn.params)
+        used = [i for i, u in enumerate(used_outs) if u]
+        if len(used) == 1 and used[0] in through:
+            i, j = used[0], through[used[0]]
+            new = new_jaxpr_eqn([eqn.invars[j]], [eqn.outvars[i]], copy_p, {}, eqn.effects,
+                                eqn.source_info, eqn.ctx)
+            return [k == j for k in range(len(eqn.invars))], new
+        return [True] * len(eqn.invars), eqn
+
+    pe.dce_rules[prim] = rule
+
+
 try:  # the NamedTuple jnp.linalg.svd returns (not re-exported publicly)
     from jax._src.numpy.linalg import SVDResult
 except ImportError:  # pragma: no cover - future JAX
