@@ -21,7 +21,9 @@ from ._spectral import spectral_norm as spectral_norm
 from ._svd import gaps as gaps
 from ._svd import svd as svd
 from ._svd import svdvals as svdvals
+from ._svds import SvdsInfo as SvdsInfo
 from ._svds import svds as svds
+from ._svds import svds_with_info as svds_with_info
 from ._ties import generalized_matrix_function as generalized_matrix_function
 from ._ties import polar as polar
 from ._ties import projectors as projectors
@@ -37,5 +39,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "branches", "derivatives", "gaps", "generalized_matrix_function", "hessian", "hvp", "jacobian", "ky_fan_norm",
     "montecarlo", "nuclear_norm", "polar", "projectors", "schatten_norm", "singular_triplet",
-    "spectral_function", "spectral_norm", "svd", "svds", "svdvals", "truncate", "truncated_split",
+    "spectral_function", "spectral_norm", "svd", "svds", "svds_with_info", "SvdsInfo",
+    "svdvals", "truncate", "truncated_split",
 ]

@@ -73,6 +73,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from . import _compat
 from ._series import _complement_series, mm, mT, svd_series
 from ._svd import as_matrix, basis, static_int
 
@@ -105,7 +106,7 @@ def _runs(s, atol):
 
     xs = tuple(jnp.moveaxis(x, -1, 0) for x in (s[..., 1:], zero[..., 1:], zero[..., :-1]))
     tol = jnp.broadcast_to(atol, xs[0].shape)
-    init = (s[..., 0], jnp.zeros(s.shape[:-1], jnp.int32))
+    init = _compat.like_varying((s[..., 0], jnp.zeros(s.shape[:-1], jnp.int32)), s)
     _, ids = lax.scan(step, init, xs + (tol,))
     first = jnp.zeros(s.shape[:-1] + (1,), jnp.int32)
     return jnp.concatenate([first, jnp.moveaxis(ids, 0, -1)], axis=-1)
@@ -204,6 +205,7 @@ def branch_coefficients(a, terms, num_orders: int, *, rtol=None):
     s0 = _sg(basis(a)[0])
     carry0 = (fam0, jnp.zeros((K + 1,) + batch + (r,), dtype), jnp.zeros(batch + (r,), dtype),
               jnp.zeros(batch + (r,), dtype), s0[..., 0], jnp.zeros(batch, dtype), jnp.zeros((), jnp.int32))
+    carry0 = _compat.like_varying(carry0, fam0)  # inside shard_map: typed like the body's output
 
     def level(carry, _):
         fam, coefs, lead, pshift, ref, noise, lvl = carry

@@ -67,8 +67,183 @@ def is_undefined_primal(x) -> bool:
     return ad.is_undefined_primal(x)
 
 
+# ---------------------------------------------------------------------------
+# varying manual axes (jax.shard_map with check_vma=True)
+# ---------------------------------------------------------------------------
+# Inside ``jax.shard_map`` every value's type records the mesh axes along which
+# it varies (``jax.typeof(x).mat.varying`` in JAX 0.10/0.11, ``.vma`` before).
+# JAX's own primitives bind operands of equal type (simple ops insert
+# ``pcast(..., to="varying")`` for invariant operands, the transpose of which is
+# a ``psum``), give results the operands' type, and transposes return
+# cotangents of their primal's type.  Every jaxsvd primitive is created by
+# ``new_primitive`` below and gets the same three behaviours here, once:
+#   bind            operands cast to the union of their varying axes;
+#   abstract eval   results typed with that union (the rule gives shape/dtype);
+#   transpose       cotangents cast up to their primal's varying axes.
+# Constants made inside the rules (zeros, eye, random vectors) then meet the
+# varying residuals only through jnp's simple ops, which cast them, or through
+# ``match_varying`` where a rule combines them otherwise (dot, cond, loops).
+
+
+try:  # set by shard_map(check_vma=True) while it traces its body
+    from jax._src.config import _check_vma as _CHECK_VMA
+except ImportError:  # pragma: no cover - JAX without shard_map typing
+    _CHECK_VMA = None
+
+
+def _check_vma_on() -> bool:
+    return _CHECK_VMA is not None and bool(_CHECK_VMA.value)
+
+
+def varying_axes(x) -> frozenset:
+    """The manual mesh axes along which ``x`` (a value or an aval) varies; empty outside shard_map."""
+    aval = x if isinstance(x, jax.core.AbstractValue) else jax.typeof(x)
+    mat = getattr(aval, "mat", None)
+    if mat is not None:
+        return frozenset(mat.varying)
+    return frozenset(getattr(aval, "vma", ()))  # JAX < 0.10
+
+
+def pvary(x, axes):
+    """``x`` cast from invariant to varying along the manual mesh axes ``axes`` it
+    does not vary along yet (identity when there are none)."""
+    axes = tuple(a for a in axes if a not in varying_axes(x))
+    if not axes:
+        return x
+    if hasattr(jax.lax, "pcast"):  # JAX >= 0.8.2
+        return jax.lax.pcast(x, axes, to="varying")
+    return jax.lax.pvary(x, axes)  # pragma: no cover - older JAX
+
+
+def match_varying(*xs):
+    """The arrays ``xs`` cast to the union of their varying manual axes (a list).
+
+    Outside ``shard_map`` (or with ``check_vma=False``) the arrays come back as they are.
+    """
+    if not _check_vma_on():
+        return list(xs)
+    vmas = [varying_axes(x) for x in xs]
+    union = frozenset().union(*vmas)
+    if not union or all(v == union for v in vmas):
+        return list(xs)
+    order = _mesh_order(union)
+    return [x if v == union else pvary(x, order) for x, v in zip(xs, vmas, strict=True)]
+
+
+def like_varying(x, ref):
+    """``x`` (an array or a pytree of arrays) cast to vary along every manual mesh
+    axis ``ref`` varies along: for constants made inside a rule (zeros, eye,
+    random start vectors) that meet ``ref`` in a dot, a ``cond`` or a loop carry.
+    Identity outside ``shard_map``."""
+    if not _check_vma_on():
+        return x
+    want = varying_axes(ref)
+    if not want:
+        return x
+
+    def one(leaf):
+        extra = want - varying_axes(leaf)
+        return pvary(leaf, _mesh_order(extra)) if extra else leaf
+
+    return jax.tree.map(one, x)
+
+
+def _mesh_order(axes) -> tuple:
+    # the order of the current mesh (pcast wants a tuple; its order is cosmetic)
+    try:
+        names = jax.sharding.get_abstract_mesh().axis_names
+    except AttributeError:  # pragma: no cover
+        names = ()
+    return tuple(a for a in names if a in axes) + tuple(sorted((a for a in axes if a not in names), key=str))
+
+
+def _typed_like(out, vma, ref):
+    """The aval ``out`` (from a rule that gives shape and dtype) varying along ``vma``."""
+    if hasattr(ref, "mat"):
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        sharding = NamedSharding(ref.sharding.mesh, PartitionSpec(*(None,) * len(out.shape)))
+        return out.update(sharding=sharding, manual_axis_type=type(ref.mat)(varying=vma))
+    return out.update(vma=vma)  # pragma: no cover - JAX < 0.10
+
+
+def _vma_abstract_eval(rule):
+    def abstract_eval(*avals, **params):
+        out = rule(*avals, **params)
+        vmas = [varying_axes(a) for a in avals]
+        vma = frozenset().union(*vmas)
+        if not vma:
+            return out
+        ref = avals[vmas.index(vma)] if vma in vmas else next(a for a, v in zip(avals, vmas) if v)
+        if isinstance(out, (list, tuple)):
+            return type(out)(_typed_like(o, vma, ref) for o in out)
+        return _typed_like(out, vma, ref)
+
+    return abstract_eval
+
+
+def _register_pvary_taylor() -> None:
+    """``jax.experimental.jet`` has no rule for JAX's invariant-to-varying cast
+    (``jet`` inside ``shard_map`` raises ``KeyError: pvary``): the cast is linear,
+    so every Taylor coefficient is cast like the primal.  Added only where JAX has none."""
+    try:
+        from jax._src.core import pvary_p
+    except ImportError:  # pragma: no cover - JAX without shard_map typing
+        return
+    if pvary_p in jet_rules:  # pragma: no cover - a JAX that has its own
+        return
+
+    def rule(primals_in, series_in, *, axes):
+        (x,), (terms,) = primals_in, series_in
+        return pvary_p.bind(x, axes=axes), [pvary(t, axes) for t in terms]
+
+    jet_rules[pvary_p] = rule
+
+
+_register_pvary_taylor()
+
+
+def _vma_taylor(rule):
+    """A Taylor rule whose input coefficients vary along every axis any input
+    (value or coefficient) varies along.  ``jet`` instantiates a zero series as
+    an invariant ``jnp.zeros`` and its linear rules bind on the coefficients
+    directly, so ``jet(lambda x: x - 1.0)`` inside ``shard_map`` raises
+    "sub requires varying manual axes to match" (JAX 0.10, 0.11)."""
+    if getattr(rule, "_jaxsvd_vma", False):
+        return rule
+
+    def taylor(primals_in, series_in, **params):
+        if _check_vma_on():
+            flat = [*primals_in, *(t for ts in series_in for t in ts)]
+            vmas = [varying_axes(x) for x in flat]
+            union = frozenset().union(*vmas)
+            if union and any(v != union for v in vmas):
+                order = _mesh_order(union)
+                series_in = [[pvary(t, order) for t in ts] for ts in series_in]
+        return rule(primals_in, series_in, **params)
+
+    taylor._jaxsvd_vma = True
+    return taylor
+
+
+for _prim, _rule in list(jet_rules.items()):
+    jet_rules[_prim] = _vma_taylor(_rule)
+del _prim, _rule
+
+
+class _Primitive(Primitive):
+    """A ``Primitive`` typed for varying manual axes (see above)."""
+
+    def bind(self, *args, **params):
+        return super().bind(*match_varying(*args), **params)
+
+    def def_abstract_eval(self, abstract_eval):
+        return super().def_abstract_eval(_vma_abstract_eval(abstract_eval))
+
+
 def new_primitive(name: str, *, multiple_results: bool = False) -> Primitive:
-    p = Primitive(name)
+    """A new primitive; typed for ``shard_map`` (varying manual axes) like JAX's own."""
+    p = _Primitive(name)
     p.multiple_results = multiple_results
     return p
 
@@ -87,7 +262,22 @@ def def_jvp(prim: Primitive, rule) -> None:
 
 
 def def_transpose(prim: Primitive, rule) -> None:
-    ad.primitive_transposes[prim] = rule
+    """Register a transpose rule; its cotangents are cast up to the varying axes
+    of their primal (a cotangent made from invariant residuals alone, or a zero)."""
+
+    def transpose(cts, *args, **params):
+        out = rule(cts, *args, **params)
+        if not _check_vma_on():
+            return out
+        return [_ct_like(c, x) for c, x in zip(out, args, strict=True)]
+
+    ad.primitive_transposes[prim] = transpose
+
+
+def _ct_like(ct, primal):
+    if ct is None or type(ct) is Zero or not ad.is_undefined_primal(primal):
+        return ct
+    return like_varying(ct, primal.aval)
 
 
 def def_taylor(prim: Primitive, rule) -> None:
@@ -97,7 +287,32 @@ def def_taylor(prim: Primitive, rule) -> None:
     and returns ``(primal_out, terms_out)``; for a primitive with several
     results ``terms_out`` holds one list of terms per result.
     """
-    jet_rules[prim] = rule
+    jet_rules[prim] = _vma_taylor(rule)
+
+
+def def_dce_passthrough(prim: Primitive, passthrough) -> None:
+    """Dead-code elimination for a multiple-results primitive whose output i may
+    equal its input j unchanged: ``passthrough(params)`` returns ``{i: j}``.  When
+    the only used output is such an i, the equation becomes a copy of input j, so
+    whatever fed only the other inputs is eliminated too (jaxsvd.svds: the vector
+    solves of a loss that uses only the singular values, jaxsvd/_gauge.py)."""
+    from jax._src.core import new_jaxpr_eqn
+    from jax._src.interpreters import partial_eval as pe
+    from jax._src.lax.lax import copy_p
+
+    def rule(used_outs, eqn):
+        if not any(used_outs) and not eqn.effects:
+            return [False] * len(eqn.invars), None
+        through = passthrough(eqn.params)
+        used = [i for i, u in enumerate(used_outs) if u]
+        if len(used) == 1 and used[0] in through:
+            i, j = used[0], through[used[0]]
+            new = new_jaxpr_eqn([eqn.invars[j]], [eqn.outvars[i]], copy_p, {}, eqn.effects,
+                                eqn.source_info, eqn.ctx)
+            return [k == j for k in range(len(eqn.invars))], new
+        return [True] * len(eqn.invars), eqn
+
+    pe.dce_rules[prim] = rule
 
 
 try:  # the NamedTuple jnp.linalg.svd returns (not re-exported publicly)

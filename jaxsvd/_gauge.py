@@ -99,15 +99,21 @@ gauge_mask_p = _compat.new_primitive("jaxsvd_gauge_mask", multiple_results=True)
 _OTHER = {"forward": "reverse", "reverse": "forward"}
 
 
-def gauge_mask(ds, du, dv, s, u, v, *, face: str = "forward"):
+def gauge_mask(ds, du, dv, s, u, v, *, face: str = "forward", rtol=None, check_rtol=None):
     """First-order SVD outputs masked at degenerate singular values (see module doc).
 
     Args:
       ds: (..., r) value derivatives; du: (..., m, ku), dv: (..., n, kv) vector
         derivatives (columns), ku in {r, m}, kv in {r, n}.
       s, u, v: the primal SVD (s descending, u (..., m, ku), v (..., n, kv)).
+      rtol: coincidence tolerance relative to sigma_max (default
+        :func:`jaxsvd._spectrum.degeneracy_tol`'s); ``check_rtol``: the check's
+        tolerance (default :func:`gauge_check_rtol`).  Python floats: a partial
+        basis from an iterative solver (``jaxsvd.svds``) passes its own.
     """
-    return gauge_mask_p.bind(ds, du, dv, s, u, v, face=face)
+    rtol = None if rtol is None else float(rtol)
+    check_rtol = None if check_rtol is None else float(check_rtol)
+    return gauge_mask_p.bind(ds, du, dv, s, u, v, face=face, rtol=rtol, check_rtol=check_rtol)
 
 
 def _mm(a, b):
@@ -126,21 +132,21 @@ def _skew(x):
     return 0.5 * (x - _mT(x))
 
 
-def _keeps(s, m, n):
+def _keeps(s, m, n, rtol=None):
     """Forward face: keep (..., r) per column, keep (...) for the null-space columns."""
-    return ~degenerate(s, m, n), ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
+    return ~degenerate(s, m, n, rtol), ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n, rtol), axis=-1)
 
 
-def _decide(ds, du, dv, s, u, v):
+def _decide(ds, du, dv, s, u, v, rtol=None, check_rtol=None):
     """Reverse face: (keep (..., r) per column, keep (...) for the null-space columns)."""
     s = lax.stop_gradient(s)
     m, ku = u.shape[-2:]
     n, kv = v.shape[-2:]
     r = s.shape[-1]
     dt = du.dtype
-    tau2 = gauge_check_rtol(dt, m, n) ** 2
-    ids = cluster_ids(s, m, n)
-    zero = s <= degeneracy_tol(s, m, n)
+    tau2 = (gauge_check_rtol(dt, m, n) if check_rtol is None else check_rtol) ** 2
+    ids = cluster_ids(s, m, n, rtol)
+    zero = s <= degeneracy_tol(s, m, n, rtol)
     same = ids[..., :, None] == ids[..., None, :]
     samef = same.astype(dt)
     size = jnp.sum(same.astype(jnp.int32), axis=-2)
@@ -210,24 +216,25 @@ def _apply(ds, du, dv, keep, keep_null):
     return cols(du), cols(dv)
 
 
-def _impl(ds, du, dv, s, u, v, *, face):
+def _impl(ds, du, dv, s, u, v, *, face, rtol, check_rtol):
     m, n = u.shape[-2], v.shape[-2]
     if face == "forward":
-        keep, keep_null = _keeps(s, m, n)
+        keep, keep_null = _keeps(s, m, n, rtol)
         return [ds, *_apply(ds, du, dv, keep, keep_null)]
-    keep, keep_null = _decide(ds, du, dv, s, u, v)
+    keep, keep_null = _decide(ds, du, dv, s, u, v, rtol, check_rtol)
     return [jnp.where(keep, ds, jnp.asarray(jnp.nan, ds.dtype)), *_apply(ds, du, dv, keep, keep_null)]
 
 
-def _abstract_eval(ds, du, dv, s, u, v, *, face):
+def _abstract_eval(ds, du, dv, s, u, v, **params):
     return [_compat.ShapedArray(x.shape, x.dtype) for x in (ds, du, dv)]
 
 
-@partial(jax.jit, static_argnames=("face",))
-def _masks(ds, du, dv, s, u, v, face):
+@partial(jax.jit, static_argnames=("face", "rtol", "check_rtol"))
+def _masks(ds, du, dv, s, u, v, face, rtol, check_rtol):
     """The masks a face applies, as full-shape keep arrays (for its JVP and Taylor rules)."""
     m, n, r = u.shape[-2], v.shape[-2], s.shape[-1]
-    keep, keep_null = _keeps(s, m, n) if face == "forward" else _decide(ds, du, dv, s, u, v)
+    keep, keep_null = (_keeps(s, m, n, rtol) if face == "forward"
+                       else _decide(ds, du, dv, s, u, v, rtol, check_rtol))
 
     def full(x):
         k = jnp.broadcast_to(keep[..., None, :], x.shape[:-1] + (r,))
@@ -239,58 +246,62 @@ def _masks(ds, du, dv, s, u, v, face):
     return keep, full(du), full(dv)
 
 
-def _linear_part(ts, primals, face):
+def _linear_part(ts, primals, face, params):
     """The face applied to tangents ``ts``: the forward face is linear in (ds, du, dv);
     the reverse face's mask is decided by its primal cotangent and then applied
     linearly (``nan_unless``: its transpose keeps the NaN of a failed check)."""
     ds, du, dv, s, u, v = primals
     ts = [_compat.instantiate(t) if type(t) is _compat.Zero else t for t in ts]
     if face == "forward":
-        return gauge_mask_p.bind(*ts, s, u, v, face="forward")
-    keeps = _masks(ds, du, dv, s, u, v, face)
+        return gauge_mask_p.bind(*ts, s, u, v, face="forward", **params)
+    keeps = _masks(ds, du, dv, s, u, v, face, **params)
     return [nan_unless(t, k) for t, k in zip(ts, keeps, strict=True)]
 
 
-def _jvp(primals, tangents, *, face):
-    y = gauge_mask_p.bind(*primals, face=face)
+def _jvp(primals, tangents, *, face, **params):
+    y = gauge_mask_p.bind(*primals, face=face, **params)
     ts = tangents[:3]
     if all(type(t) is _compat.Zero for t in ts):
         return y, [_compat.instantiate(t) for t in ts]
     # the masks are piecewise constant in (s, u, v): no tangent through them
-    return y, _linear_part(ts, primals, face)
+    return y, _linear_part(ts, primals, face, params)
 
 
-def _transpose(cts, ds, du, dv, s, u, v, *, face):
+def _transpose(cts, ds, du, dv, s, u, v, *, face, **params):
     avals = [x.aval for x in (ds, du, dv)]
+    if face == "forward" and all(type(c) is _compat.Zero for c in cts[1:]):
+        # the reverse face with no cotangent on the vectors passes everything: keep
+        # the zeros symbolic, so a values-only loss never transposes the vector rules
+        return [cts[0], *cts[1:], None, None, None]
     cts = [jnp.zeros(a.shape, a.dtype) if type(c) is _compat.Zero else c for c, a in zip(cts, avals, strict=True)]
-    out = gauge_mask_p.bind(*cts, s, u, v, face=_OTHER[face])
+    out = gauge_mask_p.bind(*cts, s, u, v, face=_OTHER[face], **params)
     return [*out, None, None, None]
 
 
-def _batch(args, dims, *, face):
+def _batch(args, dims, *, face, **params):
     size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
     moved = [jnp.moveaxis(a, d, 0) if d is not None else jnp.broadcast_to(a, (size,) + a.shape)
              for a, d in zip(args, dims, strict=True)]
-    return gauge_mask_p.bind(*moved, face=face), [0, 0, 0]
+    return gauge_mask_p.bind(*moved, face=face, **params), [0, 0, 0]
 
 
-def _taylor(primals_in, series_in, *, face):
-    y = gauge_mask_p.bind(*primals_in, face=face)
+def _taylor(primals_in, series_in, *, face, **params):
+    y = gauge_mask_p.bind(*primals_in, face=face, **params)
     terms = [[] for _ in range(3)]
     for j in range(len(series_in[0])):
         ts = [series_in[i][j] for i in range(3)]
-        for i, t in enumerate(_linear_part(ts, primals_in, face)):
+        for i, t in enumerate(_linear_part(ts, primals_in, face, params)):
             terms[i].append(t)
     return y, terms
 
 
-_impl_reverse = jax.jit(partial(_impl, face="reverse"))
+_impl_reverse = jax.jit(partial(_impl, face="reverse"), static_argnames=("rtol", "check_rtol"))
 
 
-def _eager(*args, face):
+def _eager(*args, face, **params):
     # eager calls of the reverse face run one compiled program (the check is ~80
     # small ops); the forward face's few ops share the op-by-op cache
-    return _impl(*args, face=face) if face == "forward" else _impl_reverse(*args)
+    return _impl(*args, face=face, **params) if face == "forward" else _impl_reverse(*args, **params)
 
 
 gauge_mask_p.def_impl(_eager)
@@ -300,3 +311,6 @@ _compat.def_jvp(gauge_mask_p, _jvp)
 _compat.def_transpose(gauge_mask_p, _transpose)
 _compat.def_batching(gauge_mask_p, _batch)
 _compat.def_taylor(gauge_mask_p, _taylor)
+# the forward face passes ds through: a program that uses only ds drops du, dv and
+# everything that computes them
+_compat.def_dce_passthrough(gauge_mask_p, lambda params: {0: 0} if params["face"] == "forward" else {})

@@ -1,33 +1,45 @@
-"""The largest singular triplets of a matrix-free operator: thick-restart
+"""The largest singular triplets of a matrix-free operator: thick-restart block
 Golub--Kahan--Lanczos bidiagonalisation with full reorthogonalisation.
 
-Only products ``x -> A x`` and ``y -> A^T y`` are used; memory beyond the
-operator is O((m + n) p) for a Krylov dimension ``p`` (the bases P, Q) plus the
-small p x p projected matrix.  Every loop bound is static or a ``while_loop``,
-so the solver runs under ``jit`` and ``vmap``.  It is never differentiated:
-jaxsvd/_svds.py attaches the implicit derivative rules.
+Only products ``X -> A X`` and ``Y -> A^H Y`` with blocks of ``b`` columns are
+used (``b = 1`` is the classical single-vector method: one solver for every
+block size); memory beyond the operator is O((m + n) p) for a Krylov dimension
+``p`` (the bases P, Q) plus the small p x p projected matrix.  Every loop bound
+is static or a ``while_loop``, so the solver runs under ``jit`` and ``vmap``.
+It is never differentiated: jaxsvd/_svds.py attaches the implicit derivative
+rules.
 
-Mathematics (Golub & Kahan 1965; Baglama & Reichel, "Augmented implicitly
-restarted Lanczos bidiagonalization methods", SIAM J. Sci. Comput. 27 (2005);
-Wu & Simon's thick restart for Lanczos).  Orthonormal bases P = [p_0 ...]
-(right, n x p) and Q = [q_0 ...] (left, m x p) with
+Mathematics (Golub & Kahan 1965; Golub, Luk & Overton, "A block Lanczos method
+for computing the singular values and corresponding singular vectors of a
+matrix", ACM TOMS 7 (1981); Baglama & Reichel, "Augmented implicitly restarted
+Lanczos bidiagonalization methods", SIAM J. Sci. Comput. 27 (2005) and its
+block version, Baglama & Reichel, BIT 53 (2013); Wu & Simon's thick restart).
+Orthonormal bases P = [P_0 P_1 ...] (right, n x p) and Q = [Q_0 ...] (left,
+m x p), blocks of b columns, with
 
-    A P = Q B,      A^T Q = P B^T + beta p_p e_{p-1}^T,
+    A P = Q B,      A^H Q = P B^H + P_next R_z E^H,
 
-B = Q^T A P upper triangular (bidiagonal until the first restart).  B is kept
-dense and filled from the Gram--Schmidt coefficients themselves (step j:
-B[:j, j] = Q^T A p_j, B[j, j] = |A p_j - Q Q^T A p_j|), so after a thick
-restart -- P <- [P Vb_l, p_p], Q <- Q Ub_l, B <- diag(theta_l) for the SVD
-B = Ub diag(theta) Vb^T -- the coupling row appears in the next step's
+E the last b columns of the identity, B = Q^H A P block upper triangular
+(block bidiagonal until the first restart).  B is kept dense and filled from
+the Gram--Schmidt coefficients themselves (step at column j: B[:, j:j+b] =
+Q^H A P_j plus the triangular factor of the new block), so after a thick restart
+-- P <- [P Vb_l, P_next], Q <- Q Ub_l, B <- diag(theta_l) for the SVD
+B = Ub diag(theta) Vb^H -- the coupling rows appear in the next step's
 coefficients without special cases.  The Ritz triplet (theta_i, Q ub_i, P vb_i)
 satisfies A v = theta u exactly and
 
-    |A^T u_i - theta_i v_i| = |beta * Ub[p-1, i]|,
+    |A^H u_i - theta_i v_i| = |R_z ub_i[j-b:j]|,
 
-the residual estimate used for convergence.  Breakdown (an invariant
-subspace: |A p_j| or |A^T q_j| below eps |A| after orthogonalisation) is
-continued with a random vector orthogonal to the basis; the dense B records the
-actual projections, so no relation is broken.
+the residual estimate used for convergence (checked every ``seg`` columns,
+a static schedule: one small dense SVD per check, one loop-condition sync per
+segment of ``seg / b`` block steps).
+
+Orthogonalisation of a new block against the basis: block classical
+Gram--Schmidt twice with a Householder QR after each pass (BCGS2: four GEMMs and
+two thin QRs per block).  Breakdown (an invariant subspace: a column of the new
+block that lies in the span of the basis) is continued with random columns
+orthogonal to the basis; the dense B records the actual projections, so no
+relation is broken.
 """
 
 from __future__ import annotations
@@ -45,10 +57,19 @@ class KrylovResult(NamedTuple):
     u: jax.Array  # (m, k) left singular vectors (columns)
     s: jax.Array  # (k,) descending
     v: jax.Array  # (n, k) right singular vectors (columns)
-    residual: jax.Array  # (k,) estimate of |A^T u_i - s_i v_i| / s_0 (A v_i = s_i u_i holds exactly)
-    steps: jax.Array  # () int32: Krylov steps taken (each one product with A and one with A^T)
+    residual: jax.Array  # (k,) estimate of |A^H u_i - s_i v_i| / s_0 (A v_i = s_i u_i holds exactly)
+    steps: jax.Array  # () int32: block steps = passes over A (each one A X and one A^H Y, X, Y of b columns)
     converged: jax.Array  # (k,) bool
-    next_value: jax.Array  # () the (k+1)-th Ritz value (for the tie-at-the-cut check); 0 if p == k
+    next_value: jax.Array  # () the (k+1)-th Ritz value (for the tie-at-the-cut check); 0 if none
+
+
+class Plan(NamedTuple):
+    """Static sizes of a solve (:func:`plan`)."""
+
+    p: int  # Krylov dimension, a multiple of b
+    b: int  # block size
+    keep: int  # Ritz vectors kept at a restart, a multiple of seg
+    seg: int  # columns between convergence checks (divides p and keep)
 
 
 def default_tol(dtype) -> float:
@@ -61,33 +82,87 @@ def default_krylov_dim(k: int, r: int) -> int:
     return int(min(r, max(2 * k + 8, k + 40)))
 
 
-def _mv_cols(A, X):
-    return A @ X
+def default_block_size(k: int, r: int) -> int:
+    """Block size from k: 4 for k = 1 (a pass over A then serves four vectors:
+    fewer passes and sequential steps, matrix-matrix products), k + 3 for
+    k = 2..5, 8 beyond; at most a quarter of min(m, n) (small problems: 1)."""
+    b = 4 if k == 1 else (k + 3 if k <= 5 else 8)
+    return int(max(1, min(b, r // 4)))
 
 
-def _orth(x, basis):
-    """x minus its projection on the rows of ``basis`` (two passes of
-    classical Gram--Schmidt, 'twice is enough'); returns (x', coefficients)."""
-    cb = jnp.conj(basis)  # coefficients b_i^H x (a no-op for real bases)
-    c1 = jnp.matmul(cb, x, precision=_HIGHEST)
-    x = x - jnp.matmul(c1, basis, precision=_HIGHEST)
-    c2 = jnp.matmul(cb, x, precision=_HIGHEST)
-    x = x - jnp.matmul(c2, basis, precision=_HIGHEST)
-    return x, c1 + c2
+def plan(k: int, r: int, b: int, p: int | None = None, warm: bool = False) -> Plan:
+    """Static sizes for k triplets of an operator with min(m, n) = r, block size b.
+
+    Convergence is checked every ``seg`` columns (``seg / b`` passes over A):
+    at each restart for a cold start (which never stops before its first full
+    basis: the (k+1)-th Ritz value, used for the tie-at-the-cut check, then comes
+    from p >= k + 8 vectors), every ~2 columns for a warm start (a start close to the
+    answer stops after a few passes).  ``p`` (default
+    :func:`default_krylov_dim`; for a warm start ``max(2k + 8, k + 16)``: a
+    smaller projected problem, cheaper checks) is rounded to a multiple of
+    ``seg`` with room for two segments; to r if it reaches r and r is a multiple
+    of b (one cycle exhausts the row space), else down so that p + b <= r (the
+    block after a full basis must fit beside it).  ``keep`` ~ (p + k) / 2 Ritz
+    vectors, a multiple of ``seg``, survive a restart.  Raises ValueError if
+    b < 1 or the Krylov dimension cannot hold k vectors and one block.
+    """
+    if b < 1:
+        raise ValueError(f"block_size must be >= 1; got {b}")
+    if p is None:
+        p = default_krylov_dim(k, r) if not warm else int(min(r, max(2 * k + 8, k + 16)))
+    else:
+        p = int(min(max(p, k), r))
+    s = max(1, round(2 / b)) if warm else max(1, round(p / (2 * b)))
+    unit = s * b
+    pu = max(2 * unit, round(p / unit) * unit)
+    while pu < k + 1:
+        pu += unit
+    if p >= r or pu >= r or pu + b > r:
+        pr = r if (max(p, pu) >= r and r % b == 0) else ((r - b) // b) * b
+        if pr < max(b, k):
+            raise ValueError(f"block_size={b} is too large: the Krylov dimension (<= min(m, n) = {r}) must "
+                             f"hold k={k} vectors and at least one block of block_size columns")
+        nb = pr // b
+        s = max(d for d in range(1, min(s, nb) + 1) if nb % d == 0)
+        pu = pr
+    p, seg = pu, s * b
+    units = p // seg
+    keep_units = 0 if units == 1 else min(units - 1, max(1, round((p + k) / 2 / seg)))
+    return Plan(p=p, b=b, keep=keep_units * seg, seg=seg)
 
 
-def _unit_or_random(x, basis, rnd, shift, floor):
-    """x / |x|, or (breakdown, |x| <= floor) a unit vector orthogonal to basis
-    made from the random vector ``rnd`` rolled by ``shift`` (one random draw per
-    solve: a draw per step would cost as much as the products)."""
-    nrm = jnp.linalg.norm(x)
-    ok = nrm > floor
+def _cgs_qr(y, basis):
+    """One block classical Gram--Schmidt pass and a thin QR: y (d, b) columns,
+    basis (p, d) orthonormal rows (zero rows allowed).  y = basis^T c + q r."""
+    c = jnp.matmul(jnp.conj(basis), y, precision=_HIGHEST)
+    w = y - jnp.matmul(basis.T, c, precision=_HIGHEST)
+    if w.shape[1] == 1:
+        nrm = jnp.linalg.norm(w, axis=0, keepdims=True)
+        q = w / jnp.where(nrm > 0, nrm, 1.0).astype(w.dtype)
+        return q, c, nrm.astype(w.dtype)
+    q, r = jnp.linalg.qr(w)
+    return q, c, r
 
-    def fallback(x):
-        y, _ = _orth(jnp.roll(rnd, shift), basis)
-        return y / jnp.maximum(jnp.linalg.norm(y), jnp.finfo(x.dtype).tiny).astype(y.dtype)
 
-    return lax.cond(ok, lambda x: x / jnp.where(ok, nrm, 1.0).astype(x.dtype), fallback, x), nrm
+def _block_orth(x, basis, rnd):
+    """An orthonormal block q (d, b) orthogonal to ``basis`` with
+    x = basis^T c + q r (BCGS2).  A column of the first pass's q that lies in
+    the span of the basis (an invariant subspace: its second-pass norm is tiny)
+    is replaced by the random column of ``rnd`` before the second pass; its row
+    of the first r is then O(eps |x|), so the relation holds to rounding."""
+    q1, c1, r1 = _cgs_qr(x, basis)
+    q2, c2, r2 = _cgs_qr(q1, basis)
+    d2 = jnp.abs(jnp.diagonal(r2))
+    eps = jnp.finfo(x.dtype).eps
+
+    def fix(_):
+        y = jnp.where((d2 < 100 * eps)[None, :], rnd, q1)
+        qa, ca, ra = _cgs_qr(y, basis)
+        qb, cb, rb = _cgs_qr(qa, basis)
+        return qb, ca + jnp.matmul(cb, ra, precision=_HIGHEST), jnp.matmul(rb, ra, precision=_HIGHEST)
+
+    q2, c2, r2 = lax.cond(jnp.any(d2 < 0.5), fix, lambda _: (q2, c2, r2), None)
+    return q2, c1 + jnp.matmul(c2, r1, precision=_HIGHEST), jnp.matmul(r2, r1, precision=_HIGHEST)
 
 
 def _small_svd(B):
@@ -102,88 +177,110 @@ def _small_svd(B):
 
 
 def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
-             tol: float, maxiter: int, p: int | None = None) -> KrylovResult:
+             tol: float, maxiter: int, p: int | None = None, b: int = 1, v0=None,
+             warm: bool | None = None) -> KrylovResult:
     """The k largest singular triplets of the operator (mv, rmv), A: R^n -> R^m (or C^n -> C^m).
 
     Args:
-      mv, rmv: x (n,) -> A x (m,), y (m,) -> A^H y (n,); traceable, linear.
+      mv, rmv: X (n, c) -> A X (m, c), Y (m, c) -> A^H Y (n, c) on blocks of
+        columns; traceable, linear.
       m, n, k: static sizes, 1 <= k <= min(m, n).
       dtype: floating dtype of the computation.
-      key: a ``jax.random`` key (start vector and breakdown vectors).
-      tol: converged when the residual estimate |A^T u_i - s_i v_i| <= tol * s_0.
-      maxiter: the most Krylov steps (products with A, each with one with A^T).
-      p: Krylov dimension (static); default :func:`default_krylov_dim`.
+      key: a ``jax.random`` key (start block and breakdown columns).
+      tol: converged when the residual estimate |A^H u_i - s_i v_i| <= tol * s_0.
+      maxiter: the most block steps (passes over A: one A X and one A^H Y each);
+        the last segment may overshoot it by less than ``seg / b``.
+      p: Krylov dimension (static); default :func:`default_krylov_dim`, rounded
+        to a multiple of b (:func:`plan`); or a :class:`Plan` (then ``b`` and
+        ``warm`` are ignored).
+      b: block size (static).
+      v0: None, or a start block (n, j), 1 <= j <= b: its columns (orthonormalised)
+        start the basis, random columns fill the rest.  A column that is zero
+        or not finite is replaced by a random one.
+      warm: check convergence every ~2 columns (default: whether v0 is given).
 
     Returns:
       :class:`KrylovResult`; triplets that did not converge are returned as
       they are, with ``converged`` False (the caller turns them into NaN).
     """
     r = min(m, n)
-    p = default_krylov_dim(k, r) if p is None else int(min(max(p, k), r))
-    keep = max(min(p - 1, k + (p - k) // 2), 0)  # Ritz vectors kept at a restart
-    eps = jnp.finfo(dtype).eps
+    warm = (v0 is not None) if warm is None else warm
+    pl = p if isinstance(p, Plan) else plan(k, r, b, p, warm)
+    b = pl.b
+    p, keep, seg = pl.p, pl.keep, pl.seg
     rdt = jnp.finfo(dtype).dtype  # real dtype of norms and singular values
     k_start, k_n, k_m = jax.random.split(key, 3)
-    rnd_n = jax.random.normal(k_n, (n,), dtype)
-    rnd_m = jax.random.normal(k_m, (m,), dtype)
-    # start in the row space of A (p0 = A^T y): with p = min(m, n) one cycle
-    # then exhausts it and the residual vanishes (small or low-rank operators)
-    y0 = jax.random.normal(k_start, (m,), dtype)
-    p0, _ = _unit_or_random(rmv(y0), jnp.zeros((1, n), dtype), rnd_n, 0, 0.0)
+    rnd_n = jax.random.normal(k_n, (n, b), dtype)
+    rnd_m = jax.random.normal(k_m, (m, b), dtype)
+    empty_n = jnp.zeros((1, n), dtype)
+    if v0 is None or v0.shape[-1] == 0:
+        # start in the row space of A (P_0 = A^H Y): with p = min(m, n) one cycle
+        # then exhausts it and the residual vanishes (small or low-rank operators)
+        y0 = jax.random.normal(k_start, (m, b), dtype)
+        x0 = rmv(y0)
+    else:
+        j = v0.shape[-1]
+        v0 = v0.astype(dtype)
+        ok = jnp.all(jnp.isfinite(v0), axis=0) & jnp.any(v0 != 0, axis=0)
+        v0 = jnp.where(ok[None, :], v0, rnd_n[:, :j])
+        x0 = jnp.concatenate([v0, rnd_n[:, j:]], axis=1) if j < b else v0
+    p0, _, _ = _block_orth(x0, empty_n, jnp.roll(rnd_n, 1, axis=0))
 
-    # the bases as rows (contiguous updates): P (p + 1, n), Q (p, m)
-    P = jnp.zeros((p + 1, n), dtype).at[0].set(p0)
+    # the bases as rows (contiguous updates): P (p + b, n), Q (p, m)
+    P = jnp.zeros((p + b, n), dtype).at[:b].set(p0.T)
     Q = jnp.zeros((p, m), dtype)
     B = jnp.zeros((p, p), dtype)
-    eye_p = jnp.eye(p, dtype=dtype)
+    Rz = jnp.zeros((b, b), dtype)
+    zcol = jnp.zeros((p, b), dtype)
 
-    def step(j, state):
-        P, Q, B, beta, scale, count = state
-        pj = lax.dynamic_index_in_dim(P, j, axis=0, keepdims=False)
-        w, c = _orth(mv(pj), Q)
-        scale = jnp.maximum(scale, jnp.linalg.norm(c))
-        q, alpha = _unit_or_random(w, Q, rnd_m, count, 10 * eps * scale)
-        scale = jnp.maximum(scale, alpha)
-        B = lax.dynamic_update_index_in_dim(B, c + alpha.astype(dtype) * eye_p[j], j, axis=1)
-        Q = lax.dynamic_update_index_in_dim(Q, q, j, axis=0)
-        z, _ = _orth(rmv(q), P)
-        pn, beta = _unit_or_random(z, P, rnd_n, count, 10 * eps * scale)
-        scale = jnp.maximum(scale, beta)
-        P = lax.dynamic_update_index_in_dim(P, pn, j + 1, axis=0)
-        return P, Q, B, beta, scale, count + 1
+    def step(_, state):
+        P, Q, B, Rz, j, count = state
+        pj = lax.dynamic_slice_in_dim(P, j, b, axis=0)
+        q, c, ra = _block_orth(mv(pj.T), Q, jnp.roll(rnd_m, count, axis=0))
+        B = lax.dynamic_update_slice_in_dim(B, c + lax.dynamic_update_slice_in_dim(zcol, ra, j, axis=0), j,
+                                            axis=1)
+        Q = lax.dynamic_update_slice_in_dim(Q, q.T, j, axis=0)
+        pn, _, Rz = _block_orth(rmv(q), P, jnp.roll(rnd_n, count, axis=0))
+        P = lax.dynamic_update_slice_in_dim(P, pn.T, j + b, axis=0)
+        return P, Q, B, Rz, j + b, count + 1
 
-    def ritz(B, beta):
+    def ritz(B, Rz, j):
         ub, th, vbt = _small_svd(B)
-        res = beta * jnp.abs(ub[p - 1, :])
+        last = lax.dynamic_slice_in_dim(ub, j - b, b, axis=0)  # (b, p)
+        res = jnp.linalg.norm(jnp.matmul(Rz, last, precision=_HIGHEST), axis=0)
+        # only j Ritz values exist in a partial basis (the rest of B is zero padding)
+        res = jnp.where(jnp.arange(p, dtype=jnp.int32) < j, res, jnp.asarray(jnp.inf, rdt))
         return ub, th, jnp.conj(vbt.T), res
 
-    def cycle(state):
-        P, Q, B, beta, scale, count, j0, _, _ = state
-        P, Q, B, beta, scale, count = lax.fori_loop(j0, p, step, (P, Q, B, beta, scale, count))
-        ub, th, vb, res = ritz(B, beta)
+    def segment(state):
+        P, Q, B, Rz, j, count, _, _ = state
+        P, Q, B, Rz, j, count = lax.fori_loop(0, seg // b, step, (P, Q, B, Rz, j, count))
+        ub, th, vb, res = ritz(B, Rz, j)
         conv = jnp.all(res[:k] <= tol * th[0])
-        # thick restart: keep the leading Ritz vectors, continue from p_p
+        if not warm:
+            # a cold start stops no earlier than a full basis: the (k+1)-th Ritz value
+            # (the tie-at-the-cut check) then comes from p >= k + 8 vectors, and a
+            # small operator's row space is exhausted (every tied copy found)
+            conv = conv & (count * b >= p)
+        restart = (j >= p) & ~conv
+        # thick restart: keep the leading Ritz vectors, continue from P_next
         Pn = jnp.zeros_like(P)
         Pn = Pn.at[:keep].set(jnp.matmul(vb[:, :keep].T, P[:p], precision=_HIGHEST))
-        Pn = Pn.at[keep].set(P[p])
+        Pn = Pn.at[keep:keep + b].set(P[p:])
         Qn = jnp.zeros_like(Q).at[:keep].set(jnp.matmul(ub[:, :keep].T, Q, precision=_HIGHEST))
         Bn = jnp.zeros_like(B).at[jnp.arange(keep), jnp.arange(keep)].set(th[:keep].astype(dtype))
-        # on convergence keep the unrestarted state (the triplets come from it)
-        sel = lambda a, b: jnp.where(conv, a, b)  # noqa: E731
-        return (sel(P, Pn), sel(Q, Qn), sel(B, Bn), beta, scale, count, jnp.asarray(keep, jnp.int32), conv,
-                res)
+        sel = lambda a, c: jnp.where(restart, c, a)  # noqa: E731
+        return (sel(P, Pn), sel(Q, Qn), sel(B, Bn), Rz, sel(j, jnp.asarray(keep, jnp.int32)), count, conv, res)
 
     def cond(state):
-        scale, count, conv = state[4], state[5], state[7]
-        return (~conv) & (count < maxiter) & jnp.isfinite(scale)  # NaN in A: stop, NaN out
+        B, count, conv = state[2], state[5], state[6]
+        return (~conv) & (count < maxiter) & jnp.all(jnp.isfinite(B))  # NaN in A: stop, NaN out
 
-    init = (P, Q, B, jnp.zeros((), rdt), jnp.zeros((), rdt), jnp.zeros((), jnp.int32),
-            jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((p,), rdt))
-    # the first cycle runs unconditionally
-    state = cycle(init)
-    P, Q, B, beta, scale, count, _, conv, res = lax.while_loop(cond, cycle, state)
-    # converged: the unrestarted state.  Not converged: the restarted one, whose
-    # B = diag(theta_keep) holds the kept Ritz pairs (res: their last estimates)
+    init = (P, Q, B, Rz, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros((), bool),
+            jnp.zeros((p,), rdt))
+    P, Q, B, Rz, j, count, conv, res = lax.while_loop(cond, segment, init)
+    # converged: the unrestarted state.  Not converged: possibly the restarted
+    # one, whose B = diag(theta_keep) holds the kept Ritz pairs (res: their last estimates)
     ub, th, vbt = _small_svd(B)
     vb = jnp.conj(vbt.T)
     u = jnp.matmul(Q.T, ub[:, :k], precision=_HIGHEST)
@@ -193,3 +290,4 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
     nxt = th[k] if p > k else jnp.zeros((), rdt)
     conv_k = res[:k] <= tol * th[0]
     return KrylovResult(u, s, v, res_k, count, conv_k, nxt)
+

@@ -248,7 +248,7 @@ def _chunk_sharded(key, idx, fixed_h, *, ensemble, direction, shape, order, dtyp
     f = partial(_chunk_local, ensemble=ensemble, direction=direction, shape=shape, order=order,
                 dtype=dtype)
     return jax.shard_map(f, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(axis), PartitionSpec()),
-                         out_specs=PartitionSpec(axis), check_vma=False)(key, idx, fixed_h)
+                         out_specs=PartitionSpec(axis))(key, idx, fixed_h)
 
 
 @partial(jax.jit, static_argnames=("ensemble", "shape", "dtype"))

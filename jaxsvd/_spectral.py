@@ -527,6 +527,13 @@ def nuclear_norm(a):
 def spectral_norm(a):
     r"""Spectral norm ``sigma_1``; equals ``jnp.linalg.norm(a, 2)``.
 
+    A dense SVD of ``a`` (LAPACK / cuSOLVER, O(m n min(m, n)) work per call),
+    like ``jnp.linalg.norm(a, 2)``.  For large matrices, operators and training
+    loops (spectral normalisation) use ``jaxsvd.svds(a, 1).S[0]`` instead: a
+    few products with ``a`` and ``a^T``, warm-started with ``v0=`` from the
+    previous step's ``Vh`` (examples/spectral_normalization.py), with the same
+    gradient ``u_1 v_1^T``.
+
     Gradient ``u_1 v_1^T``; smooth where sigma_1 > sigma_2.  At sigma_1 =
     sigma_2 it is not differentiable: the gradient returned is the subgradient
     ``u_1 v_1^T`` (LAPACK's choice of u_1) and the Hessian is NaN.

@@ -25,6 +25,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import lax
 
+from . import _compat
+
 #: tolerance in units of eps * max(m, n) * sigma_max
 DEGENERACY_ULPS = 4
 
@@ -232,5 +234,5 @@ def near_cluster_ids(s, m: int, n: int, rtol: float, split=None):
         return (jnp.where(new, si, anchor), cid), cid
 
     xs = tuple(jnp.moveaxis(x, -1, 0) for x in (s[..., 1:], s[..., :-1], split))
-    _, ids = lax.scan(step, (s[..., 0], zero[..., 0]), xs)
+    _, ids = lax.scan(step, _compat.like_varying((s[..., 0], zero[..., 0]), s), xs)
     return jnp.concatenate([zero, jnp.moveaxis(ids, 0, -1)], axis=-1)

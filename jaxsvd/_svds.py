@@ -29,6 +29,7 @@ Rules in the usual order: primal, first order (JVP), Taylor mode, registration.
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 from functools import partial
@@ -40,7 +41,9 @@ import numpy as np
 from jax import lax
 
 from . import _compat
-from ._krylov import default_krylov_dim, default_tol, gkl_svds
+from ._gauge import GAUGE_CHECK_ULPS, gauge_mask
+from ._krylov import Plan, default_block_size, default_krylov_dim, default_tol, gkl_svds, plan
+from ._nanmask import nan_unless
 from ._series import TermProducts, like, mH, mm, svd_series
 from ._svd import static_int
 
@@ -99,28 +102,89 @@ class _Operator:
         return [c for c, d in zip(consts, self.diff, strict=True) if d]
 
 
-class SvdsInfo(NamedTuple):
-    """Diagnostics of a :func:`svds` call (``jaxsvd._svds.svds_with_info``)."""
+# One _Operator per distinct program: eager calls on a BCOO matrix or a lineax
+# operator whose arrays change (new values, a rebuilt FunctionLinearOperator with
+# the same function body) then reuse the compiled solver, whose jit is keyed on
+# the operator's identity (a primitive parameter).  The key is the text of the
+# two jaxprs (every array they close over is a const, i.e. an argument, and
+# scalar literals print in full) plus the consts' shapes and dtypes.  A function
+# that prints differently each time (a custom_vjp or callback, whose params show
+# an object's address) gets no reuse, never a wrong one: the cached operator
+# keeps those objects alive, so no address is ever shared with a newer one.
+_OPERATORS_MAX = 64
+_operators: collections.OrderedDict = collections.OrderedDict()
 
-    residual: jax.Array  # (..., k) |A^T u_i - s_i v_i| / s_1 estimate (A v_i = s_i u_i holds)
-    steps: jax.Array  # (...) int32: Krylov steps (one product with A and one with A^T each)
-    next_value: jax.Array  # (...) the (k+1)-th Ritz value (a lower estimate of sigma_{k+1})
+
+def _operator(mv, rmv, m: int, n: int, dtype):
+    """(op, consts): the canonical :class:`_Operator` for this program and the
+    arrays to pass it."""
+    op = _Operator(mv, rmv, m, n, dtype)
+    consts, op.consts = op.consts, None
+    text = (str(op.mv_jaxpr), str(op.rmv_jaxpr))
+    if any("..." in s for s in text):  # an elided array literal: the text does not pin the program
+        return op, consts
+    avals = tuple((tuple(c.shape), jnp.dtype(c.dtype), bool(jax.typeof(c).weak_type)) for c in consts)
+    key = (text, avals, op.n_mv, m, n, jnp.dtype(dtype))
+    hit = _operators.get(key)
+    if hit is not None:
+        _operators.move_to_end(key)
+        return hit, consts
+    _operators[key] = op
+    if len(_operators) > _OPERATORS_MAX:
+        _operators.popitem(last=False)
+    return op, consts
+
+
+class SvdsInfo(NamedTuple):
+    """Diagnostics of a :func:`svds` call (:func:`svds_with_info`).
+
+    Attributes:
+      residual: ``(..., k)`` real: the Lanczos estimate of ``|A^H u_i - s_i v_i| / s_1``
+        (``A v_i = s_i u_i`` holds to rounding by construction).
+      converged: ``(..., k)`` bool: triplet i met ``tol`` (False: its S, U, Vh are NaN).
+      passes: ``(...)`` int32: passes over A = block Krylov steps, each one product
+        ``A X`` and one ``A^H Y`` with blocks of ``block_size`` columns.
+      matvecs: ``(...)`` int32: products of A with single vectors, ``passes * block_size``
+        (as many with ``A^H``, plus ``block_size`` for the random start block of a
+        cold start, ``A^H Y``).
+      next_value: ``(...)`` real: the (k+1)-th Ritz value (a lower estimate of sigma_{k+1}).
+      block_size: the block size used (a Python int).
+      krylov_dim: the Krylov dimension used (a Python int, a multiple of block_size).
+    """
+
+    residual: jax.Array
+    converged: jax.Array
+    passes: jax.Array
+    matvecs: jax.Array
+    next_value: jax.Array
+    block_size: int
+    krylov_dim: int
+
+    @property
+    def steps(self):
+        """Krylov (block) steps: the same as ``passes``."""
+        return self.passes
 
 
 # ---------------------------------------------------------------------------
 # primal
 # ---------------------------------------------------------------------------
-# svds_p(*consts, key_data; op, k, p, tol, maxiter, batch_shape, batched)
+# svds_p(*consts, v0, key_data; op, k, p, tol, maxiter, batch_shape, batched)
 #   -> (U (..., m, k), S (..., k), V (..., n, k), residual (..., k), steps (...), next (...))
+# ``p``: the solver's static :class:`jaxsvd._krylov.Plan` (Krylov dimension, block size,
+# restart and check schedule).  ``v0`` (..., n, j): the start block (j = 0: random start);
+# it and the key are the last _N_AUX inputs, never differentiated.
 # ``batched[i]``: input i carries the leading ``batch_shape`` (vmap).
 
 svds_p = _compat.new_primitive("jaxsvd_svds", multiple_results=True)
+_N_AUX = 2  # trailing non-differentiable inputs: v0, key data
 
 
 def _solve_one(*args, op, k, p, tol, maxiter):
-    consts, kd = args[:-1], args[-1]
-    res = gkl_svds(partial(op.mv, consts), partial(op.rmv, consts), op.m, op.n, k, dtype=op.dtype,
-                   key=jax.random.wrap_key_data(kd), tol=tol, maxiter=maxiter, p=p)
+    consts, v0, kd = args[:-_N_AUX], args[-2], args[-1]
+    res = gkl_svds(partial(op.mv_block, consts), partial(op.rmv_block, consts), op.m, op.n, k, dtype=op.dtype,
+                   key=jax.random.wrap_key_data(kd), tol=tol, maxiter=maxiter, p=p,
+                   v0=v0 if v0.shape[-1] else None)
     ok = res.converged
     nan = jnp.asarray(jnp.nan, op.dtype)
     rnan = jnp.asarray(jnp.nan, res.s.dtype)
@@ -227,7 +291,10 @@ def _deflated_solver(op, consts, s, u, v, tol, maxiter, skip):
     zero right-hand side and a safe shift, so they cannot spoil the others
     (one CG couples the columns through its inner products)."""
     s = jnp.where(skip, 2 * s[..., :1] + 1, s)
-    s_row, skip_row = like(s, u)[..., None, :], skip[..., None, :]  # explicit ranks (rank promotion "raise")
+    s_row = like(s, u)[..., None, :]  # explicit ranks (rank promotion "raise")
+    # 0/1 weights, not a select: the transpose of a select would drop the NaN cotangent
+    # of a skipped column (nan_unless in the JVP), which must reach the gradient
+    keep_row = (~skip[..., None, :]).astype(u.dtype)
 
     def pu(x):
         return x - mm(u, mm(mH(u), x))
@@ -245,7 +312,7 @@ def _deflated_solver(op, consts, s, u, v, tol, maxiter, skip):
     def solve(r1, r2):
         # symmetric (real) / Hermitian (complex): the transpose solve is the solve,
         # or its conjugate, K^T = conj(K) (grad, jacrev, hessian)
-        r1, r2 = jnp.where(skip_row, 0.0, r1), jnp.where(skip_row, 0.0, r2)
+        r1, r2 = r1 * keep_row, r2 * keep_row
         if jnp.issubdtype(u.dtype, jnp.complexfloating):
             conj = partial(jax.tree_util.tree_map, jnp.conj)
             z = lax.custom_linear_solve(kmat, (pu(r1), pv(r2)), cg,
@@ -288,38 +355,72 @@ def _cg(matvec, b, *, tol, maxiter):
 
     x0 = tuple(jnp.zeros_like(bi) for bi in b)
     x, *_ = lax.while_loop(cond, body, (x0, b, b, bb, jnp.zeros((), jnp.int32)))
-    return x
+    # NaN in, NaN out (the loop would stop at once and return 0): a NaN cotangent
+    # from a derivative that does not exist (a tie at the cut) must reach the gradient
+    bad = jnp.isnan(bb)
+    return tuple(jnp.where(bad, jnp.asarray(jnp.nan, xi.dtype), xi) for xi in x)
 
 
-def _series(args, terms_obj, *, op, k, p, tol, maxiter, vectors=True):
-    """Engine on the k computed triplets (unbatched)."""
-    consts = list(args[:-1])
+def _coincidence_rtol(tol, dtype, k):
+    """Relative tolerance below which two computed values count as one cluster:
+    the solver's ``tol`` (Ritz values of a tie agree to it), at least 4 k eps."""
+    return max(tol, 4 * float(jnp.finfo(dtype).eps) * k)
+
+
+def _gauge_check_rtol(rtol, dtype, m, n):
+    """Tolerance of the reverse-mode cotangent check (jaxsvd/_gauge.py) on a
+    partial basis: the spread of a cluster's values (<= ``rtol``), which a loss
+    that weights the vectors by s turns into a skew part of that size, and the
+    rounding of U_k^T U_bar (~ sqrt(max(m, n)) eps: not ``max(m, n)``, which
+    would let anything through for a million-dimensional operator)."""
+    return max(2 * rtol, GAUGE_CHECK_ULPS * math.sqrt(max(m, n)) * float(jnp.finfo(dtype).eps))
+
+
+def _series(args, terms_obj, *, op, k, p, tol, maxiter, vectors=True, mask=True):
+    """Engine on the k computed triplets (unbatched); also (rtol, bad): the
+    coincidence tolerance and the columns whose vectors never have a
+    derivative (a tie at the cut, a zero value)."""
+    consts = list(args[:-_N_AUX])
     out = svds_p.bind(*args, op=op, k=k, p=p, tol=tol, maxiter=maxiter, batch_shape=(),
                       batched=(False,) * len(args))
     u, s, v, _, _, nxt = out
-    rtol = max(tol, 4 * float(jnp.finfo(op.dtype).eps) * k)
+    rtol = _coincidence_rtol(tol, op.dtype, k)
     # a tie at the cut: sigma_i (i <= k) coincides with the next Ritz value
     s_, nxt_ = lax.stop_gradient(s), lax.stop_gradient(nxt)
     cut = jnp.abs(s_ - nxt_) <= rtol * s_[..., :1]
     skip = cut | (s_ <= rtol * s_[..., :1])
     solver = _deflated_solver(op, consts, s, u, v, tol, maxiter, skip)  # s differentiable: hessians
-    ser = svd_series(s, u, v, terms_obj, complement=solver, extra_bad=cut, rtol=rtol, vectors=vectors)
-    return out, ser
+    ser = svd_series(s, u, v, terms_obj, complement=solver, extra_bad=cut, rtol=rtol, vectors=vectors,
+                     mask=mask)
+    return out, ser, rtol, skip
 
 
 def _core_jvp(args, dfc, params):
     op = params["op"]
-    consts = list(args[:-1])
-    out, ser = _series(args, _JvpTerms(op, consts, dfc), **params)
+    consts = list(args[:-_N_AUX])
+    # real: the rotation-free gauge inside each cluster of the k triplets, NaN in
+    # forward mode, and in reverse mode let through for a gauge-invariant
+    # cotangent (jaxsvd/_gauge.py, as jaxsvd.svd); complex: NaN at ties.  k = 1 has
+    # no cluster inside the top k (its ties are at the cut): no check to compile
+    gauge = params["k"] > 1 and not jnp.issubdtype(op.dtype, jnp.complexfloating)
+    out, ser, rtol, bad = _series(args, _JvpTerms(op, consts, dfc), mask=not gauge, **params)
     ds, du, dv = ser.s[0], ser.u[0], ser.v[0]
+    if gauge:
+        u, s, v = out[:3]
+        ds, du, dv = gauge_mask(ds, du, dv, s, u, v, rtol=rtol,
+                                check_rtol=_gauge_check_rtol(rtol, op.dtype, op.m, op.n))
+        # a tie at the cut or a zero value: the cluster reaches beyond the k
+        # triplets, no cotangent check can help (NaN unless the cotangent is 0)
+        keep = ~bad[..., None, :]
+        du, dv = nan_unless(du, keep), nan_unless(dv, keep)
     return out, [du, ds, dv] + [_compat.zero_tangent(x) for x in out[3:]]
 
 
 def _core_taylor(args, series, params):
     op = params["op"]
-    consts = list(args[:-1])
+    consts = list(args[:-_N_AUX])
     order = len(series[0]) if series else 0
-    out, ser = _series(args, _JetTerms(op, consts, series, order), **params)
+    out, ser, _, _ = _series(args, _JetTerms(op, consts, series, order), **params)
     zeros = [[jnp.zeros_like(x) for _ in range(order)] for x in out[3:]]
     return out, [ser.u, ser.s, ser.v] + zeros
 
@@ -345,9 +446,9 @@ def _over_batch(fn, args, extra, batch_shape, batched):
 
 def _jvp(primals, tangents, *, batch_shape, batched, **params):
     op = params["op"]
-    consts = primals[:-1]
+    consts = primals[:-_N_AUX]
     dfc, fbat = [], []
-    for x, t, d, b in zip(consts, tangents[:-1], op.diff, batched[:-1], strict=True):
+    for x, t, d, b in zip(consts, tangents[:-_N_AUX], op.diff, batched[:-_N_AUX], strict=True):
         if d:
             dfc.append(jnp.zeros_like(x) if type(t) is _compat.Zero else t)
             fbat.append(b)
@@ -363,10 +464,10 @@ def _jvp(primals, tangents, *, batch_shape, batched, **params):
 
 def _taylor(primals_in, series_in, *, batch_shape, batched, **params):
     op = params["op"]
-    consts = primals_in[:-1]
+    consts = primals_in[:-_N_AUX]
     order = max((len(s) for s in series_in), default=0)
     ser, sbat = [], []
-    for x, s, d, b in zip(consts, series_in[:-1], op.diff, batched[:-1], strict=True):
+    for x, s, d, b in zip(consts, series_in[:-_N_AUX], op.diff, batched[:-_N_AUX], strict=True):
         if d:
             terms = [jnp.zeros_like(x) if (t is None or type(t) is _compat.Zero) else jnp.broadcast_to(
                 jnp.asarray(t, x.dtype), x.shape) for t in s] if s else [jnp.zeros_like(x)] * order
@@ -380,8 +481,9 @@ def _taylor(primals_in, series_in, *, batch_shape, batched, **params):
     return out, terms
 
 
-svds_p.def_impl(partial(jax.jit, static_argnames=("op", "k", "p", "tol", "maxiter", "batch_shape",
-                                                   "batched"))(_impl))
+# eager calls: one compiled program per (operator program, shapes, options); see _operator
+_impl_jit = jax.jit(_impl, static_argnames=("op", "k", "p", "tol", "maxiter", "batch_shape", "batched"))
+svds_p.def_impl(_impl_jit)
 svds_p.def_abstract_eval(_abstract_eval)
 _compat.def_lowering_from_fun(svds_p, _impl, multiple_results=True)
 _compat.def_batching(svds_p, _batch)
@@ -468,7 +570,8 @@ def _check_k(k, r):
     return k
 
 
-def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None):
+def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, v0_cols=0):
+    """(tol, maxiter, plan) from the user's options (ValueError on bad ones)."""
     tol = default_tol(dtype) if tol is None else float(tol)
     if not (tol > 0 and math.isfinite(tol)):
         raise ValueError(f"tol must be a positive number; got {tol!r}")
@@ -478,30 +581,106 @@ def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None):
         raise ValueError(f"krylov_dim must be an int > k = {k}; got {krylov_dim!r}")
     else:
         p = int(min(krylov_dim, r))
+    if block_size is None:
+        b = v0_cols if v0_cols else default_block_size(k, r)
+    elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
+        raise ValueError(f"block_size must be an int >= 1; got {block_size!r}")
+    else:
+        b = int(block_size)
+        if v0_cols > b:
+            raise ValueError(f"v0 has {v0_cols} columns, more than block_size={b}")
+    pl = plan(k, r, b, p, warm=v0_cols > 0)  # ValueError for b < 1 or b > the Krylov dimension
     if maxiter is None:
-        maxiter = max(1000, 20 * p)
+        maxiter = max(1000, 20 * pl.p)
     if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
         raise ValueError(f"maxiter must be a positive int; got {maxiter!r}")
-    return tol, int(maxiter), p
+    return tol, int(maxiter), pl
 
 
-def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
-    """:func:`svds` plus :class:`SvdsInfo` (residual estimates, Krylov steps)."""
+def _key_data(key):
     if key is None:
         key = jax.random.key(0)
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        kd = jax.random.key_data(key)
+        return jax.random.key_data(key)
+    kd = jnp.asarray(key)
+    if kd.dtype != jnp.uint32:
+        raise TypeError(f"key must be a jax.random key; got {key!r}")
+    return kd
+
+
+def _check_v0(v0, n, dtype, batch_shape):
+    """v0 as a start block (*batch_shape, n, j) of ``dtype`` (j = 0: none).
+
+    A vector (..., n) is a block of one column.  ValueError: wrong shape, a
+    non-floating dtype, complex v0 for a real operator, or non-finite entries
+    (checked when v0 is concrete; traced, such columns start from random ones
+    like all-zero columns)."""
+    if v0 is None:
+        return jnp.zeros(tuple(batch_shape) + (n, 0), dtype)
+    if not hasattr(v0, "shape") or not hasattr(v0, "dtype"):
+        v0 = np.asarray(v0)
+    vdt = jnp.dtype(v0.dtype)
+    if not jnp.issubdtype(vdt, jnp.inexact):
+        raise ValueError(f"v0 must be a floating array (float32/64, complex64/128); got dtype {vdt}")
+    if jnp.issubdtype(vdt, jnp.complexfloating) and not jnp.issubdtype(dtype, jnp.complexfloating):
+        raise ValueError(f"v0 is complex ({vdt}) but the operator is real ({dtype})")
+    nb = len(batch_shape)
+    shape = tuple(v0.shape)
+    if len(shape) == nb + 1:
+        block = False
+    elif len(shape) == nb + 2:
+        block = True
     else:
-        kd = jnp.asarray(key)
-        if kd.dtype != jnp.uint32:
-            raise TypeError(f"key must be a jax.random key; got {key!r}")
+        raise ValueError(f"v0 must have shape {tuple(batch_shape) + (n,)} (a start vector) or "
+                         f"{tuple(batch_shape) + (n, 'j')} (a start block); got {shape}")
+    vec_shape = shape[nb:]
+    if vec_shape[0] != n or (block and vec_shape[1] < 1):
+        raise ValueError(f"v0 must have shape {tuple(batch_shape) + (n,)} (a start vector) or "
+                         f"{tuple(batch_shape) + (n, 'j')} with j >= 1 (a start block); got {shape}")
+    try:
+        np.broadcast_shapes(shape[:nb], tuple(batch_shape))
+    except ValueError:
+        raise ValueError(f"v0's batch dimensions {shape[:nb]} do not match the matrix's {tuple(batch_shape)}") from None
+    if not isinstance(v0, _compat.Tracer):
+        if not np.all(np.isfinite(np.asarray(v0))):
+            raise ValueError("v0 has non-finite entries (NaN or inf)")
+    v0 = jnp.asarray(v0).astype(dtype)
+    if not block:
+        v0 = v0[..., None]
+    return jnp.broadcast_to(v0, tuple(batch_shape) + v0.shape[nb:])
+
+
+def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=None, block_size=None):
+    """:func:`svds` and its diagnostics: ``(SVDResult, SvdsInfo)``.
+
+    Same arguments and results as :func:`svds`; ``info`` (:class:`SvdsInfo`)
+    holds, per matrix of the batch, the residual estimates ``(..., k)``, the
+    convergence flags ``(..., k)`` (a triplet that did not converge is NaN in
+    the result: this says why), the passes over A (block Krylov steps: one
+    ``A X`` and one ``A^H Y`` each), the products with single vectors, the
+    (k+1)-th Ritz value, and the block size and Krylov dimension used.  The
+    info is not differentiable (its tangents are zero).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> (U, S, Vh), info = jaxsvd.svds_with_info(jnp.diag(jnp.arange(1.0, 9.0)), 1)
+      >>> bool(info.converged[0]), info.block_size
+      (True, 2)
+    """
+    kd = _key_data(key)
     if _is_bcoo(a) or not _looks_like_array(a):
         mv, rmv, m, n, dtype = _as_operator(a)
         r = min(m, n)
         k = _check_k(k, r)
-        tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r, krylov_dim)
-        op = _Operator(mv, rmv, m, n, dtype)
-        return _bind(op, op.consts, kd, k, p, tol, maxiter)
+        v0b = _check_v0(v0, n, dtype, ())
+        tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1])
+        if _is_bcoo(a):
+            # a pytree of arrays with static metadata: one jitted entry, cached on its
+            # structure and shapes (eager calls skip tracing the products again)
+            res, info = _bcoo_entry(a, v0b, kd, k=k, pl=pl, tol=tol, maxiter=maxiter)
+            return res, info._replace(block_size=pl.b, krylov_dim=pl.p)
+        op, consts = _operator(mv, rmv, m, n, dtype)
+        return _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
     a = jnp.asarray(a)
     if a.ndim < 2:
         raise ValueError(f"a must have at least 2 dimensions (..., m, n); got shape {a.shape}")
@@ -511,17 +690,26 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
     m, n = a.shape[-2:]
     r = min(m, n)
     k = _check_k(k, r)
-    tol, maxiter, p = _check_options(tol, maxiter, dtype, k, r, krylov_dim)
+    v0b = _check_v0(v0, n, dtype, a.shape[:-2])
+    tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1])
 
     op = _dense_operator(m, n, dtype)
 
-    def one(a2):
-        return _bind(op, [a2, a2], kd, k, p, tol, maxiter)
+    def one(a2, v2):
+        return _bind(op, [a2, a2], v2, kd, k, pl, tol, maxiter)
 
     f = one
     for _ in range(a.ndim - 2):
         f = jax.vmap(f)
-    return f(a)
+    return f(a, v0b)
+
+
+@partial(jax.jit, static_argnames=("k", "pl", "tol", "maxiter"))
+def _bcoo_entry(a, v0b, kd, *, k, pl, tol, maxiter):
+    mv, rmv, m, n, dtype = _as_operator(a)
+    op, consts = _operator(mv, rmv, m, n, dtype)
+    res, info = _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
+    return res, info._replace(block_size=None, krylov_dim=None)  # Python ints: outside the jit
 
 
 @functools.lru_cache(maxsize=64)
@@ -540,21 +728,24 @@ def _looks_like_array(a) -> bool:
     return isinstance(a, (jax.Array, np.ndarray, np.generic, list, tuple, float, int)) or hasattr(a, "__array__")
 
 
-def _bind(op, consts, kd, k, p, tol, maxiter):
-    args = list(consts) + [kd]
-    u, s, v, res, steps, nxt = svds_p.bind(*args, op=op, k=k, p=p, tol=tol, maxiter=maxiter, batch_shape=(),
+def _bind(op, consts, v0, kd, k, pl, tol, maxiter):
+    args = list(consts) + [v0, kd]
+    u, s, v, res, steps, nxt = svds_p.bind(*args, op=op, k=k, p=pl, tol=tol, maxiter=maxiter, batch_shape=(),
                                            batched=(False,) * len(args))
-    return _compat.SVDResult(U=u, S=s, Vh=mH(v)), SvdsInfo(res, steps, nxt)
+    conv = jnp.isfinite(s) & (res <= tol)
+    mvs = steps * pl.b
+    return _compat.SVDResult(U=u, S=s, Vh=mH(v)), SvdsInfo(res, conv, steps, mvs, nxt, pl.b, pl.p)
 
 
-def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
+def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=None, block_size=None):
     r"""The ``k`` largest singular triplets of a matrix or a matrix-free operator.
 
-    The triplets come from thick-restart Golub--Kahan--Lanczos bidiagonalisation
-    with full reorthogonalisation (jaxsvd/_krylov.py): only products ``A x`` and
-    ``A^T y`` are formed -- never an m x m, n x n or dense m x n copy of an
-    operator; memory O((m + n) p) beyond the operator for a Krylov dimension
-    ``p = min(min(m, n), max(2k + 8, k + 40))``.
+    The triplets come from thick-restart block Golub--Kahan--Lanczos
+    bidiagonalisation with full reorthogonalisation (jaxsvd/_krylov.py): only
+    products ``A X`` and ``A^H Y`` with blocks of ``block_size`` columns are
+    formed -- never an m x m, n x n or dense m x n copy of an operator; memory
+    O((m + n) p) beyond the operator for a Krylov dimension
+    ``p ~ min(min(m, n), max(2k + 8, k + 40))`` (a multiple of the block size).
 
     Derivatives never differentiate the iterations: d sigma_i = u_i^T dA v_i,
     and du, dv come from the series engine on the k triplets (pairs i, j <= k)
@@ -581,13 +772,34 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
         values and first derivatives to about 1e-5 (float32) and 1e-9 (float64)
         relative where the relative gaps are >= 0.01.  The derivative solves use
         the same tolerance (relative residual).
-      maxiter: the most Krylov steps (each one product with ``A`` and one with
-        ``A^T``); default ``max(1000, 20 p)``.  Also the conjugate-gradient bound.
-      key: ``jax.random`` key for the start vector (default ``key(0)``): same
-        key, same result.
+      maxiter: the most passes over A (block Krylov steps, each one product
+        ``A X`` and one ``A^H Y``; may be overshot by less than one convergence
+        segment); default ``max(1000, 20 p)``.  Also the conjugate-gradient bound.
+      key: ``jax.random`` key for the start block and breakdown vectors
+        (default ``key(0)``): same key, same result.
       krylov_dim: Krylov dimension p > k (an extension of DESIGN.md's
         signature, like scipy's ``ncv``): memory is O((m + n) p); default
-        ``min(min(m, n), max(2k + 8, k + 40))``.
+        ``min(min(m, n), max(2k + 8, k + 40))``, rounded to a multiple of the
+        block size.
+      v0: warm start (scipy's name): a start vector ``(..., n)`` or a start
+        block ``(..., n, j)``, e.g. the previous call's ``Vh`` transposed
+        (``jnp.swapaxes(Vh, -1, -2)``) in a training loop, where W changes little
+        from one step to the next.  Its columns span the first Krylov block
+        (random columns fill up to ``block_size``); convergence is then checked
+        every ~2 columns, so a start close to the answer stops after a few
+        passes.  Leading dimensions broadcast against ``a``'s batch; any
+        floating dtype (cast; complex only for complex ``a``).  All-zero
+        columns are replaced by random ones (documented fallback: e.g. a
+        zero-initialised carry).  ``v0`` never changes the derivatives (they
+        are the implicit rules at the returned triplets) and is not
+        differentiated.  Default None: a random start ``A^H Y`` from ``key``.
+      block_size: vectors per Krylov step (block Golub--Kahan--Lanczos): each
+        pass over A serves ``block_size`` vectors, with matrix-matrix
+        products and fewer sequential steps.  Default from k
+        (:func:`jaxsvd._krylov.default_block_size`: 4 for k = 1, k + 3 up to
+        k = 5, then 8; at most ``min(m, n) // 4``); with ``v0``, its column
+        count (a warm start needs few products: blocks would only add some).
+        ``block_size=1`` is the classical single-vector method.
 
     Returns:
       ``SVDResult(U, S, Vh)``: ``U`` ``(..., m, k)``, ``S`` ``(..., k)``
@@ -596,15 +808,39 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
       NaN; NaN in the input gives NaN out (no exception, also under ``jit``).
 
     Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol, 4 k eps)``
-    relative): derivatives of the vectors of a repeated or zero s_i, and of
-    values beyond the first order, are NaN; a tie at the cut (s_k equal to the
-    next Ritz value) makes the vectors of that cluster NaN.
+    relative): in forward mode (``jvp``, ``jet``, ``jacfwd``) the derivatives of
+    the vectors of a repeated or zero s_i, and of values beyond the first order,
+    are NaN.  Reverse mode (``grad``, ``jacrev``) at a tie inside the top k, real
+    input: a loss invariant under rotations of the vectors inside each cluster
+    of the k triplets (``Vh.T @ Vh``, ``U @ U.T``, ``sum(S)``, ``U @ Vh``) gets its
+    exact gradient; one that depends on the basis, or that weights the values of
+    a cluster unevenly while also using its vectors (``U * S @ Vh``), gets NaN --
+    the cotangent check of jaxsvd/_gauge.py (docs/degeneracy.md), with tolerance
+    ``max(2 max(tol, 4 k eps), 64 sqrt(max(m, n)) eps)`` relative.  A loss of the
+    values alone gets ``sum_i c_i u_i v_i^T`` (a subgradient at a tie, as
+    :func:`svdvals`).  A tie at the cut (s_k equal to the next Ritz value, a
+    cluster reaching beyond the k triplets) or a zero value: the vectors of that
+    cluster have no derivative, NaN in both modes.  Complex input: NaN at ties
+    in both modes.
+
+    Compilation: one compiled solver per (operator program, shapes, dtype,
+    options).  Eager calls on a ``BCOO`` matrix or a lineax operator whose arrays
+    change -- new values, a new sparsity pattern with the same number of
+    entries, a ``FunctionLinearOperator`` rebuilt around a new closure with the
+    same body -- reuse it (the operator is keyed by the text of its traced
+    products, the arrays it closes over are arguments).  A different function
+    body, shape, ``k``, ``tol`` or ``block_size`` compiles anew; under ``jit``
+    the enclosing function's cache decides.
 
     Raises:
       TypeError: non-integer ``k``; an unsupported ``a``; an operator without a
         transpose or whose structures are not 1-D vectors; a non-float dtype.
       ValueError: ``k`` out of range; ``a`` with fewer than 2 dimensions; bad
-        ``tol`` or ``maxiter``.
+        ``tol``, ``maxiter`` or ``krylov_dim``; ``block_size`` < 1 or larger than
+        the Krylov dimension allows (p must hold k vectors and one block), or
+        smaller than v0's column count; ``v0`` of the wrong shape or a
+        non-floating dtype, complex for a real ``a``, or (when not traced) with
+        NaN or inf entries.
       ImportError: an operator argument without lineax installed.
 
     Example:
@@ -613,4 +849,5 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None):
       >>> jaxsvd.svds(a, 2).S
       Array([5., 3.], dtype=float32)
     """
-    return svds_with_info(a, k, tol=tol, maxiter=maxiter, key=key, krylov_dim=krylov_dim)[0]
+    return svds_with_info(a, k, tol=tol, maxiter=maxiter, key=key, krylov_dim=krylov_dim, v0=v0,
+                          block_size=block_size)[0]
