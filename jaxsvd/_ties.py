@@ -73,6 +73,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from . import _compat
@@ -91,10 +92,13 @@ _SIDE_ULPS = 16
 # ---------------------------------------------------------------------------
 
 
-def _over_batch(fn, x):
-    """Apply ``fn`` (on one vector (r,)) to x of shape (..., r) with vmap."""
+def _over_batch(fn, x, params=()):
+    """Apply ``fn(x1, *params1)`` (on one vector (r,)) to x of shape (..., r) with vmap;
+    each parameter has x's batch dimensions in front of its own shape."""
     batch, r = x.shape[:-1], x.shape[-1]
-    out = jax.vmap(fn)(x.reshape((-1, r)))
+    flat = [jnp.broadcast_to(q, batch + q.shape[len(batch):]).reshape((-1,) + q.shape[len(batch):])
+            for q in params]
+    out = jax.vmap(fn)(x.reshape((-1, r)), *flat)
     if isinstance(out, (list, tuple)):
         return [o.reshape(batch + o.shape[1:]) for o in out]
     return out.reshape(batch + out.shape[1:])
@@ -104,11 +108,36 @@ class _Spec:
     """Static parameter of ``tie_p``: which F (hashed by identity).
 
     kind: "polar" (g = 1), "truncate" (g = s on the top k), "pinv" (g = 1/s on
-    the top k), "general" (an elementwise user g).
+    the top k), "general" (an elementwise user g, called ``g(s, *params)`` with
+    ``nparams`` parameters, operands of ``tie_p`` after ``vt``).  The last
+    ``nlinear`` parameters of a derivative spec (:meth:`d_params`) are
+    directions, in which g is linear.
     """
 
-    def __init__(self, kind: str, name: str, k=None, g=None):
+    def __init__(self, kind: str, name: str, k=None, g=None, nparams: int = 0, nlinear: int = 0):
         self.kind, self.name, self.k, self.g = kind, name, k, g
+        self.nparams, self.nlinear, self._d = nparams, nlinear, None
+        self.params = ()  # bound parameter values (see ``bound``)
+
+    def bound(self, params):
+        """This spec with its parameter values (traced arrays), for the rules' helpers."""
+        if not params:
+            return self
+        b = _Spec(self.kind, self.name, self.k, self.g, self.nparams, self.nlinear)
+        b.params = tuple(params)
+        return b
+
+    def d_params(self):
+        """The spec of the derivative in the parameters: ``g'(s, *p, *e) = D_p g(s, *p)[e]``
+        (elementwise in s, linear in the directions e).  One object per spec."""
+        if self._d is None:
+            g, q = self.g, self.nparams
+
+            def dg(x, *pe):
+                return jax.jvp(lambda *p: g(x, *p), pe[:q], pe[q:])[1]
+
+            self._d = _Spec("general", f"d_{self.name}", g=dg, nparams=2 * q, nlinear=q)
+        return self._d
 
     def __repr__(self):
         return f"tie<{self.name}>"
@@ -126,7 +155,7 @@ class _Spec:
             return jnp.where(top, x, 0.0)
         if self.kind == "pinv":
             return jnp.where(top, 1.0 / jnp.where(top, x, 1.0), 0.0)
-        return _over_batch(self.g, x).astype(x.dtype)
+        return _over_batch(self.g, x, self.params).astype(x.dtype)
 
     def taylor(self, x, J: int):
         """[d_0, ..., d_J] with d_j = g^(j)(x) / j!."""
@@ -140,12 +169,18 @@ class _Spec:
             inv = jnp.where(top, 1.0 / jnp.where(top, x, 1.0), 0.0)
             return [inv * (-inv) ** j for j in range(J + 1)]
 
-        def one(x1):
-            series = [jnp.ones_like(x1)] + [jnp.zeros_like(x1)] * (J - 1)
-            y0, ys = _compat.jet(self.g, (x1,), (series,), factorial_scaled=False)
-            return [y0] + [jnp.broadcast_to(jnp.asarray(y, x1.dtype), x1.shape) for y in ys]
+        if J == 0:
+            return [self.values(x)]
 
-        return [d.astype(x.dtype) for d in _over_batch(one, x)]
+        def one(x1, *p):
+            # Taylor coefficients of g(x1 + t) in t, following custom_jvp rules
+            # (jax.nn.relu, softplus, logaddexp: jet alone fails on them, jax#30352)
+            series = [jnp.ones_like(x1)] + [jnp.zeros_like(x1)] * (J - 1)
+            y0, ys = _compat.jet_user(self.g, (x1, *p), (series,) + ((),) * len(p))
+            return [jnp.asarray(y0, x1.dtype)] + [jnp.broadcast_to(jnp.asarray(y, x1.dtype), x1.shape)
+                                                  for y in ys]
+
+        return [d.astype(x.dtype) for d in _over_batch(one, x, self.params)]
 
 
 # ---------------------------------------------------------------------------
@@ -360,13 +395,20 @@ def _multilinear(s, u, vt, hs, spec):
 tie_p = _compat.new_primitive("jaxsvd_tie")
 
 
-def _impl(a, s, u, vt, *hs, spec):
+def _split(rest, spec):
+    """(params, hs) of the operands after vt: g's parameters, then the directions."""
+    return tuple(rest[:spec.nparams]), tuple(rest[spec.nparams:])
+
+
+def _impl(a, s, u, vt, *rest, spec):
+    params, hs = _split(rest, spec)
+    spec = spec.bound(params)
     if not hs:
         return mm(u * like(spec.values(s), u)[..., None, :], vt)
     return _multilinear(s, u, vt, hs, spec)
 
 
-def _abstract(a, s, u, vt, *hs, spec):
+def _abstract(a, s, u, vt, *rest, spec):
     return _compat.ShapedArray(a.shape, a.dtype)
 
 
@@ -383,15 +425,20 @@ def _batch(args, dims, *, spec):
 
 
 def _jvp(primals, tangents, *, spec):
-    a, s, u, vt, *hs = primals
-    da, _, _, _, *dhs = tangents  # (s, U, Vt) is a cache of svd(a): no tangent of its own
+    a, s, u, vt, *rest = primals
+    da, _, _, _, *drest = tangents  # (s, U, Vt) is a cache of svd(a): no tangent of its own
+    (params, hs), (dps, dhs) = _split(rest, spec), _split(drest, spec)
     y = tie_p.bind(*primals, spec=spec)
     outs = []
     if type(da) is not _compat.Zero:
-        outs.append(tie_p.bind(a, s, u, vt, *hs, da, spec=spec))
+        outs.append(tie_p.bind(a, s, u, vt, *params, *hs, da, spec=spec))
     for i, dh in enumerate(dhs):
         if type(dh) is not _compat.Zero:
-            outs.append(tie_p.bind(a, s, u, vt, *hs[:i], dh, *hs[i + 1:], spec=spec))
+            outs.append(tie_p.bind(a, s, u, vt, *params, *hs[:i], dh, *hs[i + 1:], spec=spec))
+    if any(type(d) is not _compat.Zero for d in dps):
+        # in the parameters: D^p F for g' = D_params g[dparams], elementwise in s too
+        dps = [_compat.instantiate(d) for d in dps]
+        outs.append(tie_p.bind(a, s, u, vt, *params, *dps, *hs, spec=spec.d_params()))
     if not outs:
         return y, jnp.zeros_like(y)
     out = outs[0]
@@ -400,21 +447,54 @@ def _jvp(primals, tangents, *, spec):
     return y, out
 
 
-def _transpose(ct, a, s, u, vt, *hs, spec):
+def _transpose(ct, a, s, u, vt, *rest, spec):
     # D^p F is symmetric in all p + 1 directions (F is a gradient).  For complex a
     # it is self-adjoint for Re tr(X^H Y), and JAX pairs a cotangent with a
     # tangent by Re sum(ct * y): the transpose is conj(D^p F[.., conj(ct), ..])
-    lin = [i for i, h in enumerate(hs) if _compat.is_undefined_primal(h)]
-    if len(lin) != 1 or _compat.is_undefined_primal(a):
+    params, hs = _split(rest, spec)
+    undef = _compat.is_undefined_primal
+    lin = [i for i, h in enumerate(hs) if undef(h)]
+    plin = [i for i, x in enumerate(params) if undef(x)]
+    first = spec.nparams - spec.nlinear  # the directions of a parameter derivative
+    if undef(a) or len(lin) + bool(plin) != 1 or any(i < first for i in plin):
         raise NotImplementedError("tie_p is linear in one direction at a time")
+    if plin:
+        return [None] * 4 + _transpose_params(ct, a, s, u, vt, params, hs, plin, spec) + [None] * len(hs)
     i = lin[0]
     if type(ct) is _compat.Zero:
         res = ct
     else:
         args = list(hs)
         args[i] = jnp.conj(ct)
-        res = jnp.conj(tie_p.bind(a, s, u, vt, *args, spec=spec))
-    return [None] * 4 + [res if j == i else None for j in range(len(hs))]
+        res = jnp.conj(tie_p.bind(a, s, u, vt, *params, *args, spec=spec))
+    return [None] * 4 + [None] * len(params) + [res if j == i else None for j in range(len(hs))]
+
+
+def _transpose_params(ct, a, s, u, vt, params, hs, plin, spec):
+    # the output is linear in the parameter directions e (g' = D_p g[e] is): its
+    # transpose is e_k -> Re sum(ct * Y_k), Y_k = the output for the k-th unit
+    # direction -- one tie_p per entry of the parameters, batched by vmap
+    if type(ct) is _compat.Zero:
+        return [None] * len(params)
+    batch = a.shape[:-2]
+    shapes = [params[i].aval.shape[len(batch):] for i in plin]
+    sizes = [math.prod(sh) for sh in shapes]
+    rdt = real_dtype(a.dtype)
+
+    def one(row):
+        args, at = list(params), 0
+        for i, sh, k in zip(plin, shapes, sizes, strict=True):
+            args[i] = jnp.broadcast_to(row[at:at + k].reshape(sh), batch + sh)
+            at += k
+        return tie_p.bind(a, s, u, vt, *args, *hs, spec=spec)
+
+    ys = jax.vmap(one)(jnp.eye(sum(sizes), dtype=rdt))  # (Q, ..., m, n)
+    c = jnp.moveaxis(jnp.real(jnp.sum(ct * ys, axis=(-2, -1))), 0, -1).astype(rdt)  # (..., Q)
+    out, at = [None] * len(params), 0
+    for i, sh, k in zip(plin, shapes, sizes, strict=True):
+        out[i] = c[..., at:at + k].reshape(batch + sh)
+        at += k
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -427,13 +507,19 @@ def _taylor(primals_in, series_in, *, spec):
     # = the coefficient of l_1 .. l_p in F(A(x) + sum_i l_i h_i(x)); with l_i = x mu_i
     # that is a single path with terms B_k = A_k + sum_i mu_i h_(i,k-1), and order n
     # of the derivative is the mu_1 .. mu_p-multilinear part of order n + p.
-    a, s, u, vt, *hs = primals_in
-    sa, _, _, _, *shs = series_in
+    a, s, u, vt, *rest = primals_in
+    sa, _, _, _, *srest = series_in
+    (params, hs), (sps, shs) = _split(rest, spec), _split(srest, spec)
+    if not all(isinstance(t, np.ndarray) and not t.any() for sp in sps for t in sp):
+        raise NotImplementedError(
+            "jet of generalized_matrix_function along a path that moves g's parameters is not "
+            "supported; the parameters may be fixed (jet in a), or use nested jvp in them")
     terms = [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sa]
     K, p = len(terms), len(hs)
     m, n = a.shape[-2:]
     v = mH(vt)
-    y0 = tie_p.bind(a, s, u, vt, *hs, spec=spec)
+    y0 = tie_p.bind(a, s, u, vt, *params, *hs, spec=spec)
+    spec = spec.bound(params)
     if p == 0:
         fs = _f_series(s, u, v, terms, spec, K)
     else:
@@ -498,9 +584,9 @@ def _factor(a):
     return s, u, vt
 
 
-def _apply(a, spec, factors=None):
+def _apply(a, spec, factors=None, params=()):
     s, u, vt = _factor(a) if factors is None else factors
-    return tie_p.bind(a, s, u, vt, spec=spec)
+    return tie_p.bind(a, s, u, vt, *params, spec=spec)
 
 
 def _static_k(k, r: int):
@@ -669,22 +755,53 @@ def generalized_matrix_function(g):
     """
     if not callable(g):
         raise TypeError(f"g must be callable, got {g!r}")
-    spec = _Spec("general", getattr(g, "__name__", "g"), g=g)
+    name = getattr(g, "__name__", "g")
+    specs = {}  # one spec (one compilation) per number of parameters
 
-    def F(a):
+    def F(a, *params):
         a = _checked(a)
-        r = min(a.shape[-2:])
-        closed, out = jax.make_jaxpr(g, return_shape=True)(jax.ShapeDtypeStruct((r,), real_dtype(a.dtype)))
-        if any(isinstance(c, _compat.Tracer) for c in closed.consts):
-            raise TypeError(
-                "g closes over a traced value (e.g. a jit argument); generalized_matrix_function needs g "
-                "to depend on the singular values only: make the parameter a Python constant "
-                "(e.g. through static_argnums)")
-        if getattr(out, "shape", None) != (r,):
-            raise ValueError(
-                f"g must be elementwise, mapping the singular values (r,) = ({r},) to the same shape; "
-                f"it returned {out}")
-        return _apply(a, spec)
+        rdt = real_dtype(a.dtype)
+        params = tuple(_param(p, i, name, rdt) for i, p in enumerate(params))
+        _check_g(g, name, min(a.shape[-2:]), rdt, params)
+        spec = specs.get(len(params))
+        if spec is None:
+            spec = specs[len(params)] = _Spec("general", name, g=g, nparams=len(params))
+        batch = a.shape[:-2]
+        return _apply(a, spec, params=tuple(jnp.broadcast_to(p, batch + p.shape) for p in params))
 
-    F.__name__ = F.__qualname__ = f"generalized_matrix_function({spec.name})"
+    F.__name__ = F.__qualname__ = f"generalized_matrix_function({name})"
     return F
+
+
+def _param(p, i: int, name: str, rdt):
+    """Parameter i of g as an array of a's real dtype (real numbers only)."""
+    try:
+        x = jnp.asarray(p)
+    except TypeError:
+        raise TypeError(f"parameter {i} of g = {name} must be an array or a number, got {p!r}") from None
+    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)
+            or x.dtype == jnp.bool_):
+        raise TypeError(f"parameter {i} of g = {name} must be real (float or integer), got dtype {x.dtype}")
+    return x.astype(rdt)
+
+
+def _check_g(g, name: str, r: int, rdt, params):
+    """g(s, *params) must map (r,) to (r,) real floats and close over no traced value."""
+    s = jax.ShapeDtypeStruct((r,), rdt)
+    shapes = [tuple(p.shape) for p in params]
+    try:
+        closed, out = jax.make_jaxpr(g, return_shape=True)(s, *params)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"g = {name} failed on the singular values (shape ({r},), {jnp.dtype(rdt).name})"
+            + (f" and parameters of shapes {shapes}" if params else "") + f": {e}") from e
+    if any(isinstance(c, _compat.Tracer) for c in closed.consts):
+        raise TypeError(
+            f"g = {name} closes over a traced value (e.g. a jit argument): pass it as a parameter "
+            "instead, F(a, tau) calls g(s, tau) -- parameters may be traced and differentiated")
+    dt = getattr(out, "dtype", None)
+    if getattr(out, "shape", None) != (r,) or dt is None or not jnp.issubdtype(dt, jnp.floating):
+        raise ValueError(
+            f"g = {name} must be elementwise, mapping the singular values (r,) = ({r},)"
+            + (f" and parameters of shapes {shapes}" if params else "")
+            + f" to real floats of the same shape; it returned {out}")
