@@ -85,7 +85,7 @@ from ._svd import as_matrix, real_dtype, static_int
 #: Taylor terms of g beyond the order inside a merged near-tie cluster
 NEAR_EXTRA = 8
 #: one-sided probes for kinks of g at s (1 -+ _SIDE_ULPS eps)
-_SIDE_ULPS = 16
+_SIDE_ULPS = 4
 
 # ---------------------------------------------------------------------------
 # the function g: values and Taylor coefficients (all (..., r))
@@ -252,11 +252,20 @@ def _exists(s, spec, m: int, n: int, order: int):
     smax = s[..., :1]
     d = spec.taylor(s, order)
     gscale = jnp.max(jnp.abs(gv) + jnp.abs(d[1] * s), axis=-1)
-    delta = _SIDE_ULPS * eps
-    dp, dm = spec.taylor(s * (1 + delta), order), spec.taylor(s * (1 - delta), order)
+    # one-sided Taylor coefficients at s (1 -+ delta): the left ones carried over the
+    # step to the right point (sum_i C(i, j) d_i step^(i-j)) must agree with the right
+    # ones, to sqrt(eps) relative or rounding (64 eps of g's scale).  Comparing the raw
+    # coefficients would call the slope times the step a kink wherever g is small (a
+    # threshold: s within 16 sqrt(eps) of tau, 0.5 % in float32).  Kinks within
+    # delta = _SIDE_ULPS eps of s (relative) are the only ones that cannot be told apart.
+    xp, xm = s * (1 + _SIDE_ULPS * eps), s * (1 - _SIDE_ULPS * eps)
+    dp, dm = spec.taylor(xp, order + 1), spec.taylor(xm, order + 1)
+    step = xp - xm
     for j in range(order + 1):
         pw = s ** j
-        agree = jnp.abs(dp[j] - dm[j]) * pw <= tau * (jnp.abs(dp[j]) + jnp.abs(dm[j])) * pw + eps * gscale[..., None]
+        carried = sum(math.comb(i, j) * dm[i] * step ** (i - j) for i in range(j, order + 2))
+        agree = (jnp.abs(dp[j] - carried) * pw
+                 <= tau * (jnp.abs(dp[j]) + jnp.abs(dm[j])) * pw + 64 * eps * gscale[..., None])
         ok = ok & jnp.all(~nz | (agree & jnp.isfinite(d[j])), axis=-1)
     # zero singular values: the odd extension of g must be C^order at 0
     c = [x[..., -1] for x in spec.taylor(jnp.zeros_like(s), order)]
