@@ -282,10 +282,8 @@ def _value_taylor(primals_in, series_in, *, spec):
     s, _, _ = _thin(a)
     coefs, gaps, lead = branch_coefficients(a, terms, K)
     flip = jnp.where(jnp.remainder(lead, 2) == 1, -1.0, 1.0).astype(coefs.dtype)
-    _, ys = _compat.jet(spec.value, (coefs[0],), ([coefs[k] for k in range(1, K + 1)],),
-                        factorial_scaled=False)
-    _, ym = _compat.jet(spec.value, (coefs[0],), ([flip * coefs[k] for k in range(1, K + 1)],),
-                        factorial_scaled=False)
+    _, ys = _compat.jet_user(spec.value, (coefs[0],), ([coefs[k] for k in range(1, K + 1)],))
+    _, ym = _compat.jet_user(spec.value, (coefs[0],), ([flip * coefs[k] for k in range(1, K + 1)],))
     _, _, _, ok = _divided_differences(s, spec, m, n)
     # rounding: a symmetric f cancels the branches' large coefficients near a tie
     # (gap g at reduction level l) and keeps ~ eps / g**(k-1-l) at order k: NaN beyond sqrt(eps)
@@ -322,7 +320,7 @@ def _value_taylor_complex(a, terms, spec):
     m, n = a.shape[-2:]
     s, u, vt = _thin(a)
     s_c, branches, g1, g2 = branch_series(s, u, mH(vt), terms, m, n)
-    _, ys = _compat.jet(spec.value, (s_c,), (branches,), factorial_scaled=False)
+    _, ys = _compat.jet_user(spec.value, (s_c,), (branches,))
     _, _, _, ok = _divided_differences(s, spec, m, n)
     ok = ok & ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
     eps = float(jnp.finfo(s.dtype).eps)
@@ -342,7 +340,7 @@ def _grad_taylor(primals_in, series_in, *, spec):
         s, u, vt = _thin(x)
         return mm(_scale_cols(u, spec.grad(s)), vt)
 
-    y0, ys = _compat.jet(fun, (a,), (terms,), factorial_scaled=False)
+    y0, ys = _compat.jet_user(fun, (a,), (terms,))
     ys = [_nan_where_degenerate(y, a) for y in ys]
     ys[0] = _grad_tangent(a, terms[0], spec)
     return y0, ys
