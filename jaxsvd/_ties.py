@@ -73,7 +73,6 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from . import _compat
@@ -81,6 +80,7 @@ from ._nanmask import nan_unless
 from ._series import like, mH, mm, svd_series
 from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
 from ._svd import as_matrix, real_dtype, static_int
+from ._userfn import as_param, check, over_batch, param_derivative, reject_moving, user_jet
 
 #: Taylor terms of g beyond the order inside a merged near-tie cluster
 NEAR_EXTRA = 8
@@ -90,18 +90,6 @@ _SIDE_ULPS = 4
 # ---------------------------------------------------------------------------
 # the function g: values and Taylor coefficients (all (..., r))
 # ---------------------------------------------------------------------------
-
-
-def _over_batch(fn, x, params=()):
-    """Apply ``fn(x1, *params1)`` (on one vector (r,)) to x of shape (..., r) with vmap;
-    each parameter has x's batch dimensions in front of its own shape."""
-    batch, r = x.shape[:-1], x.shape[-1]
-    flat = [jnp.broadcast_to(q, batch + q.shape[len(batch):]).reshape((-1,) + q.shape[len(batch):])
-            for q in params]
-    out = jax.vmap(fn)(x.reshape((-1, r)), *flat)
-    if isinstance(out, (list, tuple)):
-        return [o.reshape(batch + o.shape[1:]) for o in out]
-    return out.reshape(batch + out.shape[1:])
 
 
 class _Spec:
@@ -133,10 +121,7 @@ class _Spec:
         if self._d is None:
             g, q = self.g, self.nparams
 
-            def dg(x, *pe):
-                return jax.jvp(lambda *p: g(x, *p), pe[:q], pe[q:])[1]
-
-            self._d = _Spec("general", f"d_{self.name}", g=dg, nparams=2 * q, nlinear=q)
+            self._d = _Spec("general", f"d_{self.name}", g=param_derivative(g, q), nparams=2 * q, nlinear=q)
         return self._d
 
     def __repr__(self):
@@ -155,7 +140,7 @@ class _Spec:
             return jnp.where(top, x, 0.0)
         if self.kind == "pinv":
             return jnp.where(top, 1.0 / jnp.where(top, x, 1.0), 0.0)
-        return _over_batch(self.g, x, self.params).astype(x.dtype)
+        return over_batch(self.g, x, self.params).astype(x.dtype)
 
     def taylor(self, x, J: int):
         """[d_0, ..., d_J] with d_j = g^(j)(x) / j!."""
@@ -176,11 +161,11 @@ class _Spec:
             # Taylor coefficients of g(x1 + t) in t, following custom_jvp rules
             # (jax.nn.relu, softplus, logaddexp: jet alone fails on them, jax#30352)
             series = [jnp.ones_like(x1)] + [jnp.zeros_like(x1)] * (J - 1)
-            y0, ys = _compat.jet_user(self.g, (x1, *p), (series,) + ((),) * len(p))
+            y0, ys = user_jet(self.g, f"g = {self.name}", (x1, *p), (series,) + ((),) * len(p))
             return [jnp.asarray(y0, x1.dtype)] + [jnp.broadcast_to(jnp.asarray(y, x1.dtype), x1.shape)
                                                   for y in ys]
 
-        return [d.astype(x.dtype) for d in _over_batch(one, x, self.params)]
+        return [d.astype(x.dtype) for d in over_batch(one, x, self.params)]
 
 
 # ---------------------------------------------------------------------------
@@ -519,10 +504,7 @@ def _taylor(primals_in, series_in, *, spec):
     a, s, u, vt, *rest = primals_in
     sa, _, _, _, *srest = series_in
     (params, hs), (sps, shs) = _split(rest, spec), _split(srest, spec)
-    if not all(isinstance(t, np.ndarray) and not t.any() for sp in sps for t in sp):
-        raise NotImplementedError(
-            "jet of generalized_matrix_function along a path that moves g's parameters is not "
-            "supported; the parameters may be fixed (jet in a), or use nested jvp in them")
+    reject_moving(sps, "generalized_matrix_function")
     terms = [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sa]
     K, p = len(terms), len(hs)
     m, n = a.shape[-2:]
@@ -770,8 +752,9 @@ def generalized_matrix_function(g):
     def F(a, *params):
         a = _checked(a)
         rdt = real_dtype(a.dtype)
-        params = tuple(_param(p, i, name, rdt) for i, p in enumerate(params))
-        _check_g(g, name, min(a.shape[-2:]), rdt, params)
+        params = tuple(as_param(p, i, f"g = {name}", rdt) for i, p in enumerate(params))
+        r = min(a.shape[-2:])
+        check(g, f"g = {name}", r, rdt, params, (r,), "the same shape (elementwise)")
         spec = specs.get(len(params))
         if spec is None:
             spec = specs[len(params)] = _Spec("general", name, g=g, nparams=len(params))
@@ -782,35 +765,3 @@ def generalized_matrix_function(g):
     return F
 
 
-def _param(p, i: int, name: str, rdt):
-    """Parameter i of g as an array of a's real dtype (real numbers only)."""
-    try:
-        x = jnp.asarray(p)
-    except TypeError:
-        raise TypeError(f"parameter {i} of g = {name} must be an array or a number, got {p!r}") from None
-    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)
-            or x.dtype == jnp.bool_):
-        raise TypeError(f"parameter {i} of g = {name} must be real (float or integer), got dtype {x.dtype}")
-    return x.astype(rdt)
-
-
-def _check_g(g, name: str, r: int, rdt, params):
-    """g(s, *params) must map (r,) to (r,) real floats and close over no traced value."""
-    s = jax.ShapeDtypeStruct((r,), rdt)
-    shapes = [tuple(p.shape) for p in params]
-    try:
-        closed, out = jax.make_jaxpr(g, return_shape=True)(s, *params)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"g = {name} failed on the singular values (shape ({r},), {jnp.dtype(rdt).name})"
-            + (f" and parameters of shapes {shapes}" if params else "") + f": {e}") from e
-    if any(isinstance(c, _compat.Tracer) for c in closed.consts):
-        raise TypeError(
-            f"g = {name} closes over a traced value (e.g. a jit argument): pass it as a parameter "
-            "instead, F(a, tau) calls g(s, tau) -- parameters may be traced and differentiated")
-    dt = getattr(out, "dtype", None)
-    if getattr(out, "shape", None) != (r,) or dt is None or not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(
-            f"g = {name} must be elementwise, mapping the singular values (r,) = ({r},)"
-            + (f" and parameters of shapes {shapes}" if params else "")
-            + f" to real floats of the same shape; it returned {out}")
