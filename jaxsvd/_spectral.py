@@ -63,7 +63,7 @@ from ._nanmask import nan_unless
 from ._series import branch_series, like, mH, mm
 from ._spectrum import degeneracy_tol, degenerate, spectral_pairs
 from ._svd import as_matrix, real_dtype, static_int, svd_p
-from ._userfn import as_param, check, over_batch, param_derivative, reject_moving
+from ._userfn import as_param, check, over_batch, param_derivative, reject_moving, user_jet
 
 # ---------------------------------------------------------------------------
 # the function f and its derivatives, applied over leading batch dimensions
@@ -111,15 +111,7 @@ class _Spec:
         return over_batch(self._grad, s, self.params).astype(s.dtype)
 
     def hess(self, s):
-        try:
-            return over_batch(self._hess, s, self.params).astype(s.dtype)
-        except TypeError as e:
-            if "custom_vjp" not in str(e):
-                raise
-            raise TypeError(
-                f"f = {self.name} uses a jax.custom_vjp function: second derivatives of "
-                "spectral_function(f) need forward-mode derivatives of f, which JAX does not define "
-                "for it (value and gradient work); write f with plain JAX or jax.custom_jvp functions") from None
+        return over_batch(self._hess, s, self.params).astype(s.dtype)
 
 
 def _bind(prim, a, spec):
@@ -347,8 +339,8 @@ def _value_taylor(primals_in, series_in, *, spec):
     s, _, _ = _thin(a)
     coefs, gaps, lead = branch_coefficients(a, terms, K)
     flip = jnp.where(jnp.remainder(lead, 2) == 1, -1.0, 1.0).astype(coefs.dtype)
-    _, ys = _compat.jet_user(spec.value, (coefs[0],), ([coefs[k] for k in range(1, K + 1)],))
-    _, ym = _compat.jet_user(spec.value, (coefs[0],), ([flip * coefs[k] for k in range(1, K + 1)],))
+    _, ys = user_jet(spec.value, f"f = {spec.name}", (coefs[0],), ([coefs[k] for k in range(1, K + 1)],))
+    _, ym = user_jet(spec.value, f"f = {spec.name}", (coefs[0],), ([flip * coefs[k] for k in range(1, K + 1)],))
     _, _, _, ok = _divided_differences(s, spec, m, n)
     # rounding: a symmetric f cancels the branches' large coefficients near a tie
     # (gap g at reduction level l) and keeps ~ eps / g**(k-1-l) at order k: NaN beyond sqrt(eps)
@@ -385,7 +377,7 @@ def _value_taylor_complex(a, terms, spec):
     m, n = a.shape[-2:]
     s, u, vt = _thin(a)
     s_c, branches, g1, g2 = branch_series(s, u, mH(vt), terms, m, n)
-    _, ys = _compat.jet_user(spec.value, (s_c,), (branches,))
+    _, ys = user_jet(spec.value, f"f = {spec.name}", (s_c,), (branches,))
     _, _, _, ok = _divided_differences(s, spec, m, n)
     ok = ok & ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
     eps = float(jnp.finfo(s.dtype).eps)
@@ -407,7 +399,7 @@ def _grad_taylor(primals_in, series_in, *, spec):
         s, u, vt = _thin(x)
         return mm(_scale_cols(u, spec.grad(s)), vt)
 
-    y0, ys = _compat.jet_user(fun, (a,), (terms,))
+    y0, ys = user_jet(fun, f"f = {spec.name}", (a,), (terms,))
     ys = [_nan_where_degenerate(y, a) for y in ys]
     ys[0] = _grad_tangent(a, terms[0], spec)
     return y0, ys

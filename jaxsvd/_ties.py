@@ -483,7 +483,7 @@ def _transpose_params(ct, a, s, u, vt, params, hs, plin, spec):
         return tie_p.bind(a, s, u, vt, *args, *hs, spec=spec)
 
     ys = jax.vmap(one)(jnp.eye(sum(sizes), dtype=rdt))  # (Q, ..., m, n)
-    c = jnp.moveaxis(jnp.real(jnp.sum(ct * ys, axis=(-2, -1))), 0, -1).astype(rdt)  # (..., Q)
+    c = jnp.moveaxis(jnp.real(jnp.sum(ct[None] * ys, axis=(-2, -1))), 0, -1).astype(rdt)  # (..., Q)
     out, at = [None] * len(params), 0
     for i, sh, k in zip(plin, shapes, sizes, strict=True):
         out[i] = c[..., at:at + k].reshape(batch + sh)
