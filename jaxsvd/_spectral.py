@@ -63,7 +63,7 @@ from ._nanmask import nan_unless
 from ._series import branch_series, like, mH, mm
 from ._spectrum import degeneracy_tol, degenerate, spectral_pairs
 from ._svd import as_matrix, real_dtype, static_int, svd_p
-from ._userfn import as_param, check, over_batch, param_derivative, reject_moving, user_jet
+from ._userfn import as_param, check, moving_params, nan_where, over_batch, param_derivative, user_jet
 
 # ---------------------------------------------------------------------------
 # the function f and its derivatives, applied over leading batch dimensions
@@ -328,14 +328,14 @@ def _value_taylor(primals_in, series_in, *, spec):
     #   (not merged) ties where rounding would dominate;
     # orders 1, 2: exact everywhere,  F_1 = <G, A_1>,  F_2 = <G, A_2> + <DG[A_1], A_1>/2
     (a, *params), (terms, *sps) = primals_in, series_in
-    reject_moving(sps, "spectral_function")
+    moved = moving_params(sps, "spectral_function")
     terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in terms]
     m, n = a.shape[-2:]
     K = len(terms)
     y0 = spectral_value_p.bind(a, *params, spec=spec)
     spec = spec.bound(params)
     if jnp.iscomplexobj(a):
-        return y0, _value_taylor_complex(a, terms, spec)
+        return y0, nan_where(moved, _value_taylor_complex(a, terms, spec))
     s, _, _ = _thin(a)
     coefs, gaps, lead = branch_coefficients(a, terms, K)
     flip = jnp.where(jnp.remainder(lead, 2) == 1, -1.0, 1.0).astype(coefs.dtype)
@@ -353,7 +353,7 @@ def _value_taylor(primals_in, series_in, *, spec):
         for lvl in range(k - 1):
             good = good & (eps <= tau * gaps[lvl] ** (k - 1 - lvl))
         out.append(jnp.where(good, y, jnp.asarray(jnp.nan, y.dtype)))
-    return y0, _exact_low_orders(a, terms, spec, out)
+    return y0, nan_where(moved, _exact_low_orders(a, terms, spec, out))
 
 
 def _exact_low_orders(a, terms, spec, ys):
@@ -391,7 +391,7 @@ def _value_taylor_complex(a, terms, spec):
 def _grad_taylor(primals_in, series_in, *, spec):
     # orders >= 2 through the core rule (exact where simple); order 1 exact everywhere
     (a, *params), (terms, *sps) = primals_in, series_in
-    reject_moving(sps, "spectral_function")
+    moved = moving_params(sps, "spectral_function")
     spec = spec.bound(params)
     terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in terms]
 
@@ -402,7 +402,7 @@ def _grad_taylor(primals_in, series_in, *, spec):
     y0, ys = user_jet(fun, f"f = {spec.name}", (a,), (terms,))
     ys = [_nan_where_degenerate(y, a) for y in ys]
     ys[0] = _grad_tangent(a, terms[0], spec)
-    return y0, ys
+    return y0, nan_where(moved, ys)
 
 
 # ---------------------------------------------------------------------------
@@ -459,8 +459,9 @@ def _make(spec: _Spec, specs=None):
 def spectral_function(f):
     r"""Turn a symmetric function of the singular values into a matrix function.
 
-    ``F = spectral_function(f)`` has ``F(a) = f(svdvals(a))``, with derivative
-    rules from the Lewis--Sendov theory (THEORY.md section 5):
+    ``F = spectral_function(f)`` has ``F(a, *params) = f(svdvals(a), *params)``
+    (``F(a) = f(svdvals(a))`` without parameters), with derivative rules from
+    the Lewis--Sendov theory (THEORY.md section 5):
 
     .. math::
 
@@ -478,13 +479,28 @@ def spectral_function(f):
     ``jacfwd``, ``jacrev``, ``hessian``, ``jvp`` of ``grad`` and ``jet``.
 
     Args:
-      f: function of one vector ``s`` of shape ``(r,)`` (descending singular
-        values) returning a scalar; symmetric under permutations of ``s``, twice
-        differentiable by JAX.  It must not close over traced values (pass
-        parameters as Python constants).
+      f: ``f(s, *params)`` of one vector ``s`` of shape ``(r,)`` (descending
+        singular values) returning a real scalar; symmetric under permutations
+        of ``s``, twice differentiable by JAX.  Any JAX function, including
+        ``jax.custom_jvp`` ones (``jax.nn.relu``, ``softplus``,
+        ``jnp.logaddexp``); a ``jax.custom_vjp`` one gives value, gradient and
+        Hessian, and ``jet`` raises ``TypeError`` naming f.  It must not close
+        over traced values: pass them as parameters.
 
     Returns:
-      ``F(a)`` for ``a`` of shape ``(..., m, n)``, returning shape ``(...)``.
+      ``F(a, *params)`` for ``a`` of shape ``(..., m, n)``, returning shape
+      ``(...)``.  Parameters: real arrays or numbers, cast to the real dtype of
+      ``a``, the same for every matrix of a batch (``vmap`` for one per
+      matrix); traced under ``jit`` without recompiling, differentiable by
+      ``jvp``, ``grad``, ``hessian`` (mixed with ``a`` too), each parameter
+      entry costing one evaluation of the derivative rule; ``jet`` along a
+      path that moves them raises ``NotImplementedError``.
+
+    Raises:
+      ValueError: f does not map ``(r,)`` (with the parameters) to a real
+        scalar, or fails on them (the message names f and the shapes).
+      TypeError: f is not callable; a parameter is not real; f closes over a
+        traced value.
 
     Where derivatives do not exist:
       * gradient: returned as ``U1 diag(f_k) V1^T`` (for convex f a subgradient);

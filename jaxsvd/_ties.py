@@ -61,8 +61,17 @@ NaN where F is not p times differentiable (order p of the rule):
   * truncate / projectors: sigma_k = sigma_(k+1) (within the degeneracy
     tolerance of _spectrum.py); projectors with k = min(m, n): sigma_k = 0;
   * general g: g not C^p at some non-zero sigma_i (its Taylor coefficients at
-    sigma_i (1 -+ 16 eps) disagree beyond sqrt(eps)), the zero rule above,
-    non-finite values.
+    sigma_i (1 - 4 eps), carried over the step to sigma_i (1 + 4 eps), disagree
+    with those there beyond sqrt(eps) or rounding), the zero rule above,
+    non-finite values.  So a kink of g (a threshold tau) makes NaN only within
+    ~4 eps sigma_i of sigma_i (float32: ~5e-7 relative), the SVD's own accuracy.
+
+User functions and parameters (jaxsvd/_userfn.py): ``g(s, *params)``; g's
+Taylor coefficients in s come from ``_compat.jet_user``, which follows
+``custom_jvp`` rules (jax.nn.relu, softplus, logaddexp); the parameters are
+operands after ``vt`` and their derivative is the same primitive with the
+derived ``g'(s, *p, *e) = D_p g(s, *p)[e]`` (``_Spec.d_params``), transposed in
+e through one primitive per unit direction.
 """
 
 from __future__ import annotations
@@ -80,7 +89,7 @@ from ._nanmask import nan_unless
 from ._series import like, mH, mm, svd_series
 from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
 from ._svd import as_matrix, real_dtype, static_int
-from ._userfn import as_param, check, over_batch, param_derivative, reject_moving, user_jet
+from ._userfn import as_param, check, moving_params, nan_where, over_batch, param_derivative, user_jet
 
 #: Taylor terms of g beyond the order inside a merged near-tie cluster
 NEAR_EXTRA = 8
@@ -504,7 +513,7 @@ def _taylor(primals_in, series_in, *, spec):
     a, s, u, vt, *rest = primals_in
     sa, _, _, _, *srest = series_in
     (params, hs), (sps, shs) = _split(rest, spec), _split(srest, spec)
-    reject_moving(sps, "generalized_matrix_function")
+    moved = moving_params(sps, "generalized_matrix_function")
     terms = [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sa]
     K, p = len(terms), len(hs)
     m, n = a.shape[-2:]
@@ -541,8 +550,8 @@ def _taylor(primals_in, series_in, *, spec):
     # derivative NaN; the derivative in the terms A_1.. stays exact).
     x = a - lax.stop_gradient(a)
     marker = 1 + jnp.sum(nan_unless(x, jnp.zeros(x.shape, bool), face="reverse") - x, axis=(-2, -1))
-    return y0, [_nan_unless_ok(f, _exists(s, spec, m, n, j + p)) * marker[..., None, None]
-                for j, f in enumerate(fs, start=1)]
+    return y0, nan_where(moved, [_nan_unless_ok(f, _exists(s, spec, m, n, j + p)) * marker[..., None, None]
+                                 for j, f in enumerate(fs, start=1)])
 
 
 # ---------------------------------------------------------------------------
@@ -706,11 +715,12 @@ def projectors(a, k: int):
 
 
 def generalized_matrix_function(g):
-    r"""Turn an elementwise function of the singular values into ``F(a) = U diag(g(s)) V^T``.
+    r"""Turn an elementwise function of the singular values into ``F(a, *params) = U diag(g(s, *params)) V^T``.
 
-    ``F(a)`` has the shape of ``a`` (thin factors); e.g. ``g = lambda s:
-    jnp.maximum(s - tau, 0)`` is singular value thresholding (the proximal
-    operator of ``tau * nuclear_norm``).  First derivative (THEORY.md 5, DESIGN.md):
+    ``F(a)`` has the shape of ``a`` (thin factors); e.g. ``g = lambda s, tau:
+    jax.nn.relu(s - tau)`` is singular value thresholding (the proximal
+    operator of ``tau * nuclear_norm``), called as ``F(a, tau)``.  First
+    derivative (THEORY.md 5, DESIGN.md):
 
     .. math::
 
@@ -718,23 +728,47 @@ def generalized_matrix_function(g):
               + \tfrac{g_i + g_j}{s_i + s_j}\,\mathrm{skew}(\hat H)_{ij}\big] V^T
               + \text{null-space parts with } g(s_j)/s_j,
 
-    with ``g'(s_i)`` on the diagonal.  Computed from the series engine with
-    near ties (relative gap <= ``eps**(1/9)``) in one cluster, where the divided
-    differences become a Taylor expansion of g -- so ``jvp``, ``grad``,
-    ``hessian`` and ``jet`` are exact at exact and near ties.
+    with ``g'(s_i)`` on the diagonal; in the parameters
+    ``D_p F[dp] = U diag(D_p g(s, p)[dp]) V^T``.  Computed from the series
+    engine with near ties (relative gap <= ``eps**(1/9)``) in one cluster,
+    where the divided differences become a Taylor expansion of g -- so
+    ``jvp``, ``grad``, ``hessian`` and ``jet`` are exact at exact and near
+    ties, in ``a`` and in the parameters (mixed derivatives included).
 
     Args:
-      g: elementwise function, ``(r,) -> (r,)``, smooth where it is to be
-        differentiated (JAX-differentiable, Taylor mode through ``jet``); it
-        must not close over traced values (pass parameters as Python constants).
+      g: elementwise function ``g(s, *params)``, ``(r,) -> (r,)`` real floats,
+        smooth where it is to be differentiated.  Any JAX function, including
+        ``jax.custom_jvp`` ones (``jax.nn.relu``, ``softplus``, ``gelu``,
+        ``jnp.logaddexp``): g's derivatives in s are its Taylor coefficients,
+        computed following the custom rules.  A ``jax.custom_vjp`` function has
+        no forward-mode derivatives: ``F``'s value works, every derivative
+        raises ``TypeError`` naming g.  g must not close over traced values:
+        pass them as parameters.
 
     Returns:
-      ``F`` taking ``(..., m, n)`` to ``(..., m, n)``.
+      ``F(a, *params)``: ``a`` real or complex ``(..., m, n)`` (docs/complex.md)
+      to ``(..., m, n)``.  Each parameter is a real array or number, cast to the
+      real dtype of ``a``, the same for every matrix of a batch (``vmap`` over
+      parameters for one per matrix); parameters may be traced (a jit argument:
+      no recompilation when it changes) and are differentiable by ``jvp``,
+      ``grad``, ``hessian`` (``jet`` along a path that moves them raises
+      ``NotImplementedError``).  A reverse-mode derivative in a parameter costs
+      one evaluation per parameter entry.
+
+    Raises:
+      ValueError: g does not map ``(r,)`` (with the parameters' shapes) to real
+        floats of shape ``(r,)``, or fails on them -- the message names g and
+        the shapes.
+      TypeError: a parameter is not a real number/array; g closes over a traced
+        value; derivatives of a g that uses ``custom_vjp``.
 
     Where derivatives do not exist (NaN): g not p times differentiable at some
     non-zero ``sigma_i`` (a kink, e.g. thresholding with ``tau`` equal to a
     singular value), and at a zero singular value unless g's odd extension is
     p times differentiable there (``g(0) = 0``, and ``g''(0) = 0`` for p >= 2).
+    A kink counts as "at sigma_i" within ~4 eps relative (float32 ~5e-7,
+    float64 ~1e-15: the probes of the test, docs/ties.md); farther away the
+    derivatives are those of the smooth piece.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxsvd
@@ -743,6 +777,10 @@ def generalized_matrix_function(g):
       >>> jax.jvp(F, (a,), (jnp.array([[0.0, 1.0], [0.0, 0.0]]),))[1]
       Array([[0., 2.],
              [1., 0.]], dtype=float32)
+      >>> svt = jaxsvd.generalized_matrix_function(lambda s, tau: jax.nn.relu(s - tau))
+      >>> a = jnp.diag(jnp.array([3.0, 1.0]))
+      >>> jax.grad(lambda tau: jnp.sum(svt(a, tau)))(0.5)   # d/dtau sum(s - tau)+
+      Array(-2., dtype=float32, weak_type=True)
     """
     if not callable(g):
         raise TypeError(f"g must be callable, got {g!r}")

@@ -93,13 +93,30 @@ def user_jet(fn, name: str, primals, series):
             "Write it with plain JAX functions or jax.custom_jvp ones (jax.nn.relu, softplus, ...).") from None
 
 
-def moving(series_params) -> bool:
-    """Whether ``jet`` moves any parameter (non-zero Taylor terms)."""
-    return not all(isinstance(t, np.ndarray) and not t.any() for sp in series_params for t in sp)
+def moving_params(series_params, what: str):
+    """None, or a traced boolean that is True where ``jet`` moves a parameter.
+
+    A concrete non-zero Taylor term of a parameter raises NotImplementedError
+    (jet of ``what`` along a path that moves its function's parameters is not
+    supported); traced terms (under jit) cannot be inspected: the caller makes
+    the coefficients NaN where they are non-zero.
+    """
+    traced = []
+    for sp in series_params:
+        for t in sp:
+            if isinstance(t, _compat.Tracer):
+                traced.append(t)
+            elif np.any(np.asarray(t)):
+                raise NotImplementedError(
+                    f"jet of {what} along a path that moves the function's parameters is not "
+                    "supported: keep them fixed (jet in a), or take derivatives in them with jvp / grad")
+    if not traced:
+        return None
+    return jnp.any(jnp.stack([jnp.any(t != 0) for t in traced]))
 
 
-def reject_moving(series_params, what: str):
-    if moving(series_params):
-        raise NotImplementedError(
-            f"jet of {what} along a path that moves the function's parameters is not supported: "
-            "keep them fixed (jet in a), or take derivatives in them with jvp / grad")
+def nan_where(flag, ys):
+    """``ys`` (list of arrays with the batch dimensions in front) NaN where ``flag``."""
+    if flag is None:
+        return ys
+    return [jnp.where(flag, jnp.asarray(jnp.nan, y.dtype), y) for y in ys]
