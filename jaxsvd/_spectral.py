@@ -443,12 +443,10 @@ def _make(spec: _Spec, specs=None):
         rdt = real_dtype(a.dtype)
         name = f"f = {spec.name}"
         params = tuple(as_param(p, i, name, rdt) for i, p in enumerate(params))
-        sp = spec
-        if params or specs is not None:
-            sp = specs.get(len(params)) if specs is not None else None
+        sp = spec  # the norms: no parameters
+        if specs is not None:
+            sp = specs.get(len(params))
             if sp is None:
-                if specs is None:
-                    raise TypeError(f"{spec.name} takes no parameters, got {len(params)}")
                 sp = specs[len(params)] = _Spec(spec.f, spec.name, len(params))
         check(spec.f, name, min(a.shape[-2:]), rdt, params, (), "a scalar")
         batch = a.shape[:-2]

@@ -128,9 +128,8 @@ class _Spec:
         """The spec of the derivative in the parameters: ``g'(s, *p, *e) = D_p g(s, *p)[e]``
         (elementwise in s, linear in the directions e).  One object per spec."""
         if self._d is None:
-            g, q = self.g, self.nparams
-
-            self._d = _Spec("general", f"d_{self.name}", g=param_derivative(g, q), nparams=2 * q, nlinear=q)
+            q = self.nparams
+            self._d = _Spec("general", f"d_{self.name}", g=param_derivative(self.g, q), nparams=2 * q, nlinear=q)
         return self._d
 
     def __repr__(self):
