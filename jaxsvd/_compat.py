@@ -44,6 +44,129 @@ def jet_unscaled(fun, primals, series):
     return out, jax.tree.map(lambda t: t, [t / math.factorial(j + 1) for j, t in enumerate(terms)])
 
 
+class CustomVJPInSeries(TypeError):
+    """A function under :func:`jet_user` calls a ``jax.custom_vjp`` function: its
+    forward-mode derivatives do not exist in JAX."""
+
+
+#: call-like primitives whose sub-jaxpr ``jaxpr`` is applied to the inputs as they are
+_CALLS = ("jit", "pjit", "closed_call", "core_call", "checkpoint", "remat", "remat2")
+
+
+def jet_user(fun, primals, series):
+    """Unscaled Taylor coefficients of ``fun`` (like :func:`jet`), following ``custom_jvp`` rules.
+
+    ``jet`` ignores custom JVP rules and, in JAX 0.10, fails on any
+    ``custom_jvp`` function (``UnexpectedTracerError``, jax issue #30352):
+    ``jax.nn.relu``, ``softplus``, ``jnp.logaddexp``.  Here ``fun`` is traced to
+    a jaxpr and evaluated equation by equation: plain equations through
+    ``jet``, call-like ones (``jit``) by recursion, and a ``custom_jvp`` call
+    ``y = f(x)`` through its own rule, as the ODE ``y'(t) = jvp(f)(x(t), x'(t))``:
+    ``y_k = z_(k-1) / k`` with ``z`` the series (one order less) of the JVP
+    function -- the rule's primal re-enters here, one order lower each time, so
+    the cost grows like K^2 in the order K, never 2^K as nested ``jvp`` does.
+
+    Args:
+      fun: function of the arrays ``primals`` (positional) to a pytree of arrays.
+      primals: tuple of arrays.
+      series: tuple (one per primal) of lists of K coefficients (None: zero).
+
+    Returns:
+      ``(y0, terms)`` as ``jet(..., factorial_scaled=False)``: ``terms`` has one
+      list of K coefficients per output leaf (pytree structure of ``fun``'s output).
+
+    Raises:
+      CustomVJPInSeries: ``fun`` calls a ``custom_vjp`` function (forward-mode
+      derivatives of it do not exist).
+    """
+    from jax.extend import core as xcore
+
+    K = max((len(t) for t in series), default=0)
+    closed = jax.make_jaxpr(fun)(*primals)
+    out_tree = jax.tree.structure(jax.eval_shape(fun, *primals))
+    ins = [(x, None if not t or all(c is None for c in t) else
+            [jax.numpy.zeros_like(x) if c is None else c for c in t]) for x, t in zip(primals, series)]
+    outs = _series_jaxpr(closed.jaxpr, closed.consts, ins, K, xcore)
+    y0 = [o[0] for o in outs]
+    ys = [o[1] if o[1] is not None else [jax.numpy.zeros_like(o[0])] * K for o in outs]
+    return jax.tree.unflatten(out_tree, y0), jax.tree.unflatten(out_tree, ys)
+
+
+def _series_jaxpr(jaxpr, consts, ins, K, xcore):
+    """Evaluate ``jaxpr`` on (primal, terms-or-None) pairs; returns such pairs."""
+    env = {}
+
+    def read(v):
+        return (v.val, None) if isinstance(v, xcore.Literal) else env[v]
+
+    for v, c in zip(jaxpr.constvars, consts):
+        env[v] = (c, None)
+    for v, x in zip(jaxpr.invars, ins):
+        env[v] = x
+    for eqn in jaxpr.eqns:
+        args = [read(v) for v in eqn.invars]
+        name = eqn.primitive.name
+        params = eqn.primitive.get_bind_params(eqn.params)
+
+        def f(*xs, eqn=eqn, params=params):
+            out = eqn.primitive.bind(*xs, **params)
+            return list(out) if eqn.primitive.multiple_results else [out]
+
+        if all(t is None for _, t in args):
+            outs = [(y, None) for y in f(*(x for x, _ in args))]
+        elif name == "custom_vjp_call":
+            raise CustomVJPInSeries(
+                f"{params.get('name', name)!s} is a jax.custom_vjp function: its forward-mode "
+                "derivatives (jvp, Taylor coefficients) do not exist in JAX")
+        elif name == "custom_jvp_call":
+            outs = _series_custom_jvp(f, args, K, xcore)
+        elif name in _CALLS and "jaxpr" in eqn.params:
+            sub = eqn.params["jaxpr"]
+            sub_jaxpr, sub_consts = (sub.jaxpr, sub.consts) if hasattr(sub, "consts") else (sub, ())
+            outs = _series_jaxpr(sub_jaxpr, sub_consts, args, K, xcore)
+        else:
+            prim = [x for x, _ in args]
+            ser = [t if t is not None else [jax.numpy.zeros_like(x)] * K for x, t in args]
+            y0, ys = _jet.jet(f, tuple(prim), tuple(ser), factorial_scaled=False)
+            outs = list(zip(y0, ys))
+        for v, o in zip(eqn.outvars, outs):
+            if not isinstance(v, xcore.DropVar):
+                env[v] = o
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _series_custom_jvp(f, args, K, xcore):
+    # y(t) = f(x(t)):  y'(t) = z(t) = jvp(f)(x(t), x'(t)),  y_k = z_(k-1) / k
+    np_ = jax.numpy
+    x0 = [x for x, _ in args]
+    y0 = f(*x0)
+    moving = [i for i, (_, t) in enumerate(args) if t is not None]
+
+    def z(*xd):
+        xs, ds = list(x0), xd[len(moving):]
+        for j, i in enumerate(moving):
+            xs[i] = xd[j]
+        tang = [np_.zeros_like(x) for x in x0]
+        for j, i in enumerate(moving):
+            tang[i] = ds[j]
+        return jax.jvp(f, tuple(xs), tuple(tang))[1]
+
+    prim = tuple([args[i][0] for i in moving] + [args[i][1][0] for i in moving])
+    if K == 1:
+        zs = [(zz, None) for zz in z(*prim)]
+    else:
+        ser = [[c for c in args[i][1][:K - 1]] for i in moving]
+        ser += [[(k + 2) * c for k, c in enumerate(args[i][1][1:K])] for i in moving]
+        closed = jax.make_jaxpr(z)(*prim)
+        zs = _series_jaxpr(closed.jaxpr, closed.consts, list(zip(prim, ser)), K - 1, xcore)
+    out = []
+    for y, (zz0, zt) in zip(y0, zs):
+        zt = zt if zt is not None else [np_.zeros_like(zz0)] * (K - 1)
+        terms = [zz0] + list(zt)
+        out.append((y, [np_.asarray(c / (k + 1), y.dtype) for k, c in enumerate(terms)]))
+    return out
+
+
 def eval_jaxpr(jaxpr, consts, *args):
     """Evaluate a (open) jaxpr: ``jax.core.eval_jaxpr``."""
     return jax.core.eval_jaxpr(jaxpr, consts, *args)

@@ -63,42 +63,83 @@ from ._nanmask import nan_unless
 from ._series import branch_series, like, mH, mm
 from ._spectrum import degeneracy_tol, degenerate, spectral_pairs
 from ._svd import as_matrix, real_dtype, static_int, svd_p
+from ._userfn import as_param, check, moving_params, nan_where, over_batch, param_derivative, user_jet
 
 # ---------------------------------------------------------------------------
 # the function f and its derivatives, applied over leading batch dimensions
 # ---------------------------------------------------------------------------
 
 
-def _over_batch(fn, s):
-    """Apply ``fn`` (on one vector (r,)) to s of shape (..., r) with vmap."""
-    batch, r = s.shape[:-1], s.shape[-1]
-    out = jax.vmap(fn)(s.reshape((-1, r)))
-    return out.reshape(batch + out.shape[1:])
-
-
 class _Spec:
-    """Static parameter of the primitives: f with its gradient and Hessian.
+    """Static parameter of the primitives: f with its gradient and Hessian in s.
 
-    Hashed by identity, so each ``spectral_function(f)`` compiles once.
+    Hashed by identity, so each ``spectral_function(f)`` compiles once (per number
+    of parameters).  ``f(s, *params)``: the ``nparams`` parameters are operands of
+    the primitives after ``a`` (jaxsvd/_userfn.py); ``bound`` attaches their values
+    for the rules' helpers, ``base`` is the spec to bind with.
     """
 
-    def __init__(self, f, name: str):
+    def __init__(self, f, name: str, nparams: int = 0):
         self.f = f
         self.name = name
+        self.nparams = nparams
         self._grad = jax.grad(f)
         self._hess = jax.hessian(f)
+        self._d = None
+        self.params, self.base = (), self
 
     def __repr__(self):
         return f"spectral<{self.name}>"
 
+    def bound(self, params):
+        if not params:
+            return self
+        b = _Spec(self.f, self.name, self.nparams)
+        b.params, b.base = tuple(params), self
+        return b
+
+    def d_params(self):
+        """f'(s, *p, *e) = D_p f(s, *p)[e]: the spec of the derivative in the parameters."""
+        if self._d is None:
+            self._d = _Spec(param_derivative(self.f, self.nparams), f"d_{self.name}", 2 * self.nparams)
+        return self._d
+
     def value(self, s):
-        return _over_batch(self.f, s).astype(s.dtype)
+        return over_batch(self.f, s, self.params).astype(s.dtype)
 
     def grad(self, s):
-        return _over_batch(self._grad, s).astype(s.dtype)
+        return over_batch(self._grad, s, self.params).astype(s.dtype)
 
     def hess(self, s):
-        return _over_batch(self._hess, s).astype(s.dtype)
+        return over_batch(self._hess, s, self.params).astype(s.dtype)
+
+
+def _bind(prim, a, spec):
+    """``prim`` at a with the parameters bound to ``spec``."""
+    return prim.bind(a, *spec.params, spec=spec.base)
+
+
+def _param_tangent(prim, a, params, dps, spec):
+    # F depends on the parameters through f alone: the tangent is
+    # sum_k dp_k prim(a; f' with the unit direction e_k), one primitive per
+    # entry (vmap over the unit directions; linear in dp, so JAX transposes it)
+    batch = a.shape[:-2]
+    dps = [_compat.instantiate(d) for d in dps]
+    shapes = [d.shape[len(batch):] for d in dps]
+    sizes = [math.prod(sh) for sh in shapes]
+    rdt = real_dtype(a.dtype)
+
+    def one(row):
+        es, at = [], 0
+        for sh, k in zip(shapes, sizes, strict=True):
+            es.append(jnp.broadcast_to(row[at:at + k].reshape(sh), batch + sh))
+            at += k
+        return prim.bind(a, *params, *es, spec=spec.d_params())
+
+    ys = jax.vmap(one)(jnp.eye(sum(sizes), dtype=rdt))  # (Q, ..., out)
+    dp = jnp.concatenate([d.reshape(batch + (-1,)) for d in dps], axis=-1)  # (..., Q)
+    dp = jnp.moveaxis(dp, -1, 0).reshape(dp.shape[-1:] + batch + (1,) * (ys.ndim - 1 - len(batch)))
+    return jnp.sum(like(dp, ys) * ys, axis=0)
 
 
 def _thin(a):
@@ -128,28 +169,30 @@ spectral_value_p = _compat.new_primitive("jaxsvd_spectral_value")
 spectral_grad_p = _compat.new_primitive("jaxsvd_spectral_grad")
 
 
-def _value_impl(a, *, spec):
+def _value_impl(a, *params, spec):
     s = lax.linalg.svd(a, full_matrices=False, compute_uv=False)
-    return spec.value(s)
+    return spec.bound(params).value(s)
 
 
-def _grad_impl(a, *, spec):
+def _grad_impl(a, *params, spec):
     u, s, vt = lax.linalg.svd(a, full_matrices=False, compute_uv=True)
-    return mm(_scale_cols(u, spec.grad(s)), vt)
+    return mm(_scale_cols(u, spec.bound(params).grad(s)), vt)
 
 
-def _value_abstract(a, *, spec):
+def _value_abstract(a, *params, spec):
     return _compat.ShapedArray(a.shape[:-2], real_dtype(a.dtype))
 
 
-def _grad_abstract(a, *, spec):
+def _grad_abstract(a, *params, spec):
     return _compat.ShapedArray(a.shape, a.dtype)
 
 
 def _batch_rule(prim):
     def rule(args, dims, *, spec):
-        (a,), (d,) = args, dims
-        return prim.bind(jnp.moveaxis(a, d, 0), spec=spec), 0
+        size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+        moved = [jnp.moveaxis(x, d, 0) if d is not None else jnp.broadcast_to(x, (size,) + x.shape)
+                 for x, d in zip(args, dims, strict=True)]
+        return prim.bind(*moved, spec=spec), 0
     return rule
 
 
@@ -160,8 +203,14 @@ def _batch_rule(prim):
 
 def _value_jvp(primals, tangents, *, spec):
     # dF = <G, dA>,  G = U1 diag(f_k) V1^T
-    (a,), (da,) = primals, tangents
-    return spectral_value_p.bind(a, spec=spec), _inner(spectral_grad_p.bind(a, spec=spec), da)
+    (a, *params), (da, *dps) = primals, tangents
+    y = spectral_value_p.bind(a, *params, spec=spec)
+    ts = []
+    if type(da) is not _compat.Zero:
+        ts.append(_inner(spectral_grad_p.bind(a, *params, spec=spec), da))
+    if any(type(d) is not _compat.Zero for d in dps):
+        ts.append(_param_tangent(spectral_value_p, a, params, dps, spec))
+    return y, sum(ts[1:], ts[0]) if ts else jnp.zeros_like(y)
 
 
 def _divided_differences(s, spec, m: int, n: int):
@@ -244,8 +293,14 @@ def _grad_tangent(a, da, spec):
 
 
 def _grad_jvp(primals, tangents, *, spec):
-    (a,), (da,) = primals, tangents
-    return spectral_grad_p.bind(a, spec=spec), _grad_tangent(a, da, spec)
+    (a, *params), (da, *dps) = primals, tangents
+    y = spectral_grad_p.bind(a, *params, spec=spec)
+    ts = []
+    if type(da) is not _compat.Zero:
+        ts.append(_grad_tangent(a, da, spec.bound(params)))
+    if any(type(d) is not _compat.Zero for d in dps):
+        ts.append(_param_tangent(spectral_grad_p, a, params, dps, spec))
+    return y, sum(ts[1:], ts[0]) if ts else jnp.zeros_like(y)
 
 
 # ---------------------------------------------------------------------------
@@ -272,20 +327,20 @@ def _value_taylor(primals_in, series_in, *, spec):
     #   nuclear norm).  NaN also where the Hessian of F does not exist, and near
     #   (not merged) ties where rounding would dominate;
     # orders 1, 2: exact everywhere,  F_1 = <G, A_1>,  F_2 = <G, A_2> + <DG[A_1], A_1>/2
-    (a,), (terms,) = primals_in, series_in
+    (a, *params), (terms, *sps) = primals_in, series_in
+    moved = moving_params(sps, "spectral_function")
     terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in terms]
     m, n = a.shape[-2:]
     K = len(terms)
-    y0 = spectral_value_p.bind(a, spec=spec)
+    y0 = spectral_value_p.bind(a, *params, spec=spec)
+    spec = spec.bound(params)
     if jnp.iscomplexobj(a):
-        return y0, _value_taylor_complex(a, terms, spec)
+        return y0, nan_where(moved, _value_taylor_complex(a, terms, spec))
     s, _, _ = _thin(a)
     coefs, gaps, lead = branch_coefficients(a, terms, K)
     flip = jnp.where(jnp.remainder(lead, 2) == 1, -1.0, 1.0).astype(coefs.dtype)
-    _, ys = _compat.jet(spec.value, (coefs[0],), ([coefs[k] for k in range(1, K + 1)],),
-                        factorial_scaled=False)
-    _, ym = _compat.jet(spec.value, (coefs[0],), ([flip * coefs[k] for k in range(1, K + 1)],),
-                        factorial_scaled=False)
+    _, ys = user_jet(spec.value, f"f = {spec.name}", (coefs[0],), ([coefs[k] for k in range(1, K + 1)],))
+    _, ym = user_jet(spec.value, f"f = {spec.name}", (coefs[0],), ([flip * coefs[k] for k in range(1, K + 1)],))
     _, _, _, ok = _divided_differences(s, spec, m, n)
     # rounding: a symmetric f cancels the branches' large coefficients near a tie
     # (gap g at reduction level l) and keeps ~ eps / g**(k-1-l) at order k: NaN beyond sqrt(eps)
@@ -298,13 +353,13 @@ def _value_taylor(primals_in, series_in, *, spec):
         for lvl in range(k - 1):
             good = good & (eps <= tau * gaps[lvl] ** (k - 1 - lvl))
         out.append(jnp.where(good, y, jnp.asarray(jnp.nan, y.dtype)))
-    return y0, _exact_low_orders(a, terms, spec, out)
+    return y0, nan_where(moved, _exact_low_orders(a, terms, spec, out))
 
 
 def _exact_low_orders(a, terms, spec, ys):
     # orders 1, 2 from the Lewis--Sendov rule, exact everywhere:
     #   F_1 = <G, A_1>,  F_2 = <G, A_2> + <DG[A_1], A_1>/2
-    grad = spectral_grad_p.bind(a, spec=spec)
+    grad = _bind(spectral_grad_p, a, spec)
     ys = list(ys)
     ys[0] = _inner(grad, terms[0])
     if len(terms) > 1:
@@ -322,7 +377,7 @@ def _value_taylor_complex(a, terms, spec):
     m, n = a.shape[-2:]
     s, u, vt = _thin(a)
     s_c, branches, g1, g2 = branch_series(s, u, mH(vt), terms, m, n)
-    _, ys = _compat.jet(spec.value, (s_c,), (branches,), factorial_scaled=False)
+    _, ys = user_jet(spec.value, f"f = {spec.name}", (s_c,), (branches,))
     _, _, _, ok = _divided_differences(s, spec, m, n)
     ok = ok & ~jnp.any(lax.stop_gradient(s) <= degeneracy_tol(s, m, n), axis=-1)
     eps = float(jnp.finfo(s.dtype).eps)
@@ -335,17 +390,19 @@ def _value_taylor_complex(a, terms, spec):
 
 def _grad_taylor(primals_in, series_in, *, spec):
     # orders >= 2 through the core rule (exact where simple); order 1 exact everywhere
-    (a,), (terms,) = primals_in, series_in
+    (a, *params), (terms, *sps) = primals_in, series_in
+    moved = moving_params(sps, "spectral_function")
+    spec = spec.bound(params)
     terms = [jnp.broadcast_to(jnp.asarray(t, a.dtype), a.shape) for t in terms]
 
     def fun(x):
         s, u, vt = _thin(x)
         return mm(_scale_cols(u, spec.grad(s)), vt)
 
-    y0, ys = _compat.jet(fun, (a,), (terms,), factorial_scaled=False)
+    y0, ys = user_jet(fun, f"f = {spec.name}", (a,), (terms,))
     ys = [_nan_where_degenerate(y, a) for y in ys]
     ys[0] = _grad_tangent(a, terms[0], spec)
-    return y0, ys
+    return y0, nan_where(moved, ys)
 
 
 # ---------------------------------------------------------------------------
@@ -379,27 +436,30 @@ def _checked(a, name="a"):
     return a
 
 
-def _make(spec: _Spec):
-    def F(a):
+def _make(spec: _Spec, specs=None):
+    # specs: {number of parameters: spec} for a user f (one compilation per count)
+    def F(a, *params):
         a = _checked(a)
-        closed, out = jax.make_jaxpr(spec.f, return_shape=True)(
-            jax.ShapeDtypeStruct((min(a.shape[-2:]),), real_dtype(a.dtype)))
-        if any(isinstance(c, _compat.Tracer) for c in closed.consts):
-            raise TypeError(
-                "f closes over a traced value (e.g. a jit argument); spectral_function needs f to "
-                "depend on the singular values only: make the parameter a Python constant "
-                "(e.g. through static_argnums)")
-        if getattr(out, "shape", None) != ():
-            raise ValueError(f"f must map a vector of singular values (r,) to a scalar; it returned {out}")
-        return spectral_value_p.bind(a, spec=spec)
+        rdt = real_dtype(a.dtype)
+        name = f"f = {spec.name}"
+        params = tuple(as_param(p, i, name, rdt) for i, p in enumerate(params))
+        sp = spec  # the norms: no parameters
+        if specs is not None:
+            sp = specs.get(len(params))
+            if sp is None:
+                sp = specs[len(params)] = _Spec(spec.f, spec.name, len(params))
+        check(spec.f, name, min(a.shape[-2:]), rdt, params, (), "a scalar")
+        batch = a.shape[:-2]
+        return spectral_value_p.bind(a, *(jnp.broadcast_to(p, batch + p.shape) for p in params), spec=sp)
     return F
 
 
 def spectral_function(f):
     r"""Turn a symmetric function of the singular values into a matrix function.
 
-    ``F = spectral_function(f)`` has ``F(a) = f(svdvals(a))``, with derivative
-    rules from the Lewis--Sendov theory (THEORY.md section 5):
+    ``F = spectral_function(f)`` has ``F(a, *params) = f(svdvals(a), *params)``
+    (``F(a) = f(svdvals(a))`` without parameters), with derivative rules from
+    the Lewis--Sendov theory (THEORY.md section 5):
 
     .. math::
 
@@ -417,13 +477,28 @@ def spectral_function(f):
     ``jacfwd``, ``jacrev``, ``hessian``, ``jvp`` of ``grad`` and ``jet``.
 
     Args:
-      f: function of one vector ``s`` of shape ``(r,)`` (descending singular
-        values) returning a scalar; symmetric under permutations of ``s``, twice
-        differentiable by JAX.  It must not close over traced values (pass
-        parameters as Python constants).
+      f: ``f(s, *params)`` of one vector ``s`` of shape ``(r,)`` (descending
+        singular values) returning a real scalar; symmetric under permutations
+        of ``s``, twice differentiable by JAX.  Any JAX function, including
+        ``jax.custom_jvp`` ones (``jax.nn.relu``, ``softplus``,
+        ``jnp.logaddexp``); a ``jax.custom_vjp`` one gives value, gradient and
+        Hessian, and ``jet`` raises ``TypeError`` naming f.  It must not close
+        over traced values: pass them as parameters.
 
     Returns:
-      ``F(a)`` for ``a`` of shape ``(..., m, n)``, returning shape ``(...)``.
+      ``F(a, *params)`` for ``a`` of shape ``(..., m, n)``, returning shape
+      ``(...)``.  Parameters: real arrays or numbers, cast to the real dtype of
+      ``a``, the same for every matrix of a batch (``vmap`` for one per
+      matrix); traced under ``jit`` without recompiling, differentiable by
+      ``jvp``, ``grad``, ``hessian`` (mixed with ``a`` too), each parameter
+      entry costing one evaluation of the derivative rule; ``jet`` along a
+      path that moves them raises ``NotImplementedError``.
+
+    Raises:
+      ValueError: f does not map ``(r,)`` (with the parameters) to a real
+        scalar, or fails on them (the message names f and the shapes).
+      TypeError: f is not callable; a parameter is not real; f closes over a
+        traced value.
 
     Where derivatives do not exist:
       * gradient: returned as ``U1 diag(f_k) V1^T`` (for convex f a subgradient);
@@ -444,7 +519,7 @@ def spectral_function(f):
     if not callable(f):
         raise TypeError(f"f must be callable, got {f!r}")
     spec = _Spec(f, getattr(f, "__name__", "f"))
-    F = _make(spec)
+    F = _make(spec, {0: spec})
     F.__name__ = F.__qualname__ = f"spectral_function({spec.name})"
     return F
 

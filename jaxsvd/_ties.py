@@ -61,8 +61,17 @@ NaN where F is not p times differentiable (order p of the rule):
   * truncate / projectors: sigma_k = sigma_(k+1) (within the degeneracy
     tolerance of _spectrum.py); projectors with k = min(m, n): sigma_k = 0;
   * general g: g not C^p at some non-zero sigma_i (its Taylor coefficients at
-    sigma_i (1 -+ 16 eps) disagree beyond sqrt(eps)), the zero rule above,
-    non-finite values.
+    sigma_i (1 - 4 eps), carried over the step to sigma_i (1 + 4 eps), disagree
+    with those there beyond sqrt(eps) or rounding), the zero rule above,
+    non-finite values.  So a kink of g (a threshold tau) makes NaN only within
+    ~4 eps sigma_i of sigma_i (float32: ~5e-7 relative), the SVD's own accuracy.
+
+User functions and parameters (jaxsvd/_userfn.py): ``g(s, *params)``; g's
+Taylor coefficients in s come from ``_compat.jet_user``, which follows
+``custom_jvp`` rules (jax.nn.relu, softplus, logaddexp); the parameters are
+operands after ``vt`` and their derivative is the same primitive with the
+derived ``g'(s, *p, *e) = D_p g(s, *p)[e]`` (``_Spec.d_params``), transposed in
+e through one primitive per unit direction.
 """
 
 from __future__ import annotations
@@ -82,24 +91,16 @@ from ._nanmask import nan_unless
 from ._series import like, mH, mm, svd_series
 from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
 from ._svd import as_matrix, real_dtype, static_int
+from ._userfn import as_param, check, moving_params, nan_where, over_batch, param_derivative, user_jet
 
 #: Taylor terms of g beyond the order inside a merged near-tie cluster
 NEAR_EXTRA = 8
 #: one-sided probes for kinks of g at s (1 -+ _SIDE_ULPS eps)
-_SIDE_ULPS = 16
+_SIDE_ULPS = 4
 
 # ---------------------------------------------------------------------------
 # the function g: values and Taylor coefficients (all (..., r))
 # ---------------------------------------------------------------------------
-
-
-def _over_batch(fn, x):
-    """Apply ``fn`` (on one vector (r,)) to x of shape (..., r) with vmap."""
-    batch, r = x.shape[:-1], x.shape[-1]
-    out = jax.vmap(fn)(x.reshape((-1, r)))
-    if isinstance(out, (list, tuple)):
-        return [o.reshape(batch + o.shape[1:]) for o in out]
-    return out.reshape(batch + out.shape[1:])
 
 
 class _Spec:
@@ -107,11 +108,32 @@ class _Spec:
 
     kind: "polar" (g = 1), "truncate" (g = s on the top k), "pinv" (g = 1/s on
     the top k), "power" (g = s**p on the top k, the factors of ``truncated_split``),
-    "general" (an elementwise user g).
+    "general" (an elementwise user g, called ``g(s, *params)`` with
+    ``nparams`` parameters, operands of ``tie_p`` after ``vt``).  The last
+    ``nlinear`` parameters of a derivative spec (:meth:`d_params`) are
+    directions, in which g is linear.
     """
 
-    def __init__(self, kind: str, name: str, k=None, g=None, p=None):
+    def __init__(self, kind: str, name: str, k=None, g=None, nparams: int = 0, nlinear: int = 0, p=None):
         self.kind, self.name, self.k, self.g, self.p = kind, name, k, g, p
+        self.nparams, self.nlinear, self._d = nparams, nlinear, None
+        self.params = ()  # bound parameter values (see ``bound``)
+
+    def bound(self, params):
+        """This spec with its parameter values (traced arrays), for the rules' helpers."""
+        if not params:
+            return self
+        b = _Spec(self.kind, self.name, self.k, self.g, self.nparams, self.nlinear, self.p)
+        b.params = tuple(params)
+        return b
+
+    def d_params(self):
+        """The spec of the derivative in the parameters: ``g'(s, *p, *e) = D_p g(s, *p)[e]``
+        (elementwise in s, linear in the directions e).  One object per spec."""
+        if self._d is None:
+            q = self.nparams
+            self._d = _Spec("general", f"d_{self.name}", g=param_derivative(self.g, q), nparams=2 * q, nlinear=q)
+        return self._d
 
     def __repr__(self):
         return f"tie<{self.name}>"
@@ -131,7 +153,7 @@ class _Spec:
             return jnp.where(top, 1.0 / jnp.where(top, x, 1.0), 0.0)
         if self.kind == "power":
             return self.taylor(x, 0)[0]
-        return _over_batch(self.g, x).astype(x.dtype)
+        return over_batch(self.g, x, self.params).astype(x.dtype)
 
     def taylor(self, x, J: int):
         """[d_0, ..., d_J] with d_j = g^(j)(x) / j!."""
@@ -154,12 +176,18 @@ class _Spec:
                 c = c * (self.p - j) / (j + 1)
             return out
 
-        def one(x1):
-            series = [jnp.ones_like(x1)] + [jnp.zeros_like(x1)] * (J - 1)
-            y0, ys = _compat.jet(self.g, (x1,), (series,), factorial_scaled=False)
-            return [y0] + [jnp.broadcast_to(jnp.asarray(y, x1.dtype), x1.shape) for y in ys]
+        if J == 0:
+            return [self.values(x)]
 
-        return [d.astype(x.dtype) for d in _over_batch(one, x)]
+        def one(x1, *p):
+            # Taylor coefficients of g(x1 + t) in t, following custom_jvp rules
+            # (jax.nn.relu, softplus, logaddexp: jet alone fails on them, jax#30352)
+            series = [jnp.ones_like(x1)] + [jnp.zeros_like(x1)] * (J - 1)
+            y0, ys = user_jet(self.g, f"g = {self.name}", (x1, *p), (series,) + ((),) * len(p))
+            return [jnp.asarray(y0, x1.dtype)] + [jnp.broadcast_to(jnp.asarray(y, x1.dtype), x1.shape)
+                                                  for y in ys]
+
+        return [d.astype(x.dtype) for d in over_batch(one, x, self.params)]
 
 
 # ---------------------------------------------------------------------------
@@ -232,11 +260,20 @@ def _exists(s, spec, m: int, n: int, order: int):
     smax = s[..., :1]
     d = spec.taylor(s, order)
     gscale = jnp.max(jnp.abs(gv) + jnp.abs(d[1] * s), axis=-1)
-    delta = _SIDE_ULPS * eps
-    dp, dm = spec.taylor(s * (1 + delta), order), spec.taylor(s * (1 - delta), order)
+    # one-sided Taylor coefficients at s (1 -+ delta): the left ones carried over the
+    # step to the right point (sum_i C(i, j) d_i step^(i-j)) must agree with the right
+    # ones, to sqrt(eps) relative or rounding (64 eps of g's scale).  Comparing the raw
+    # coefficients would call the slope times the step a kink wherever g is small (a
+    # threshold: s within 16 sqrt(eps) of tau, 0.5 % in float32).  Kinks within
+    # delta = _SIDE_ULPS eps of s (relative) are the only ones that cannot be told apart.
+    xp, xm = s * (1 + _SIDE_ULPS * eps), s * (1 - _SIDE_ULPS * eps)
+    dp, dm = spec.taylor(xp, order + 1), spec.taylor(xm, order + 1)
+    step = xp - xm
     for j in range(order + 1):
         pw = s ** j
-        agree = jnp.abs(dp[j] - dm[j]) * pw <= tau * (jnp.abs(dp[j]) + jnp.abs(dm[j])) * pw + eps * gscale[..., None]
+        carried = sum(math.comb(i, j) * dm[i] * step ** (i - j) for i in range(j, order + 2))
+        agree = (jnp.abs(dp[j] - carried) * pw
+                 <= tau * (jnp.abs(dp[j]) + jnp.abs(dm[j])) * pw + 64 * eps * gscale[..., None])
         ok = ok & jnp.all(~nz | (agree & jnp.isfinite(d[j])), axis=-1)
     # zero singular values: the odd extension of g must be C^order at 0
     c = [x[..., -1] for x in spec.taylor(jnp.zeros_like(s), order)]
@@ -375,13 +412,20 @@ def _multilinear(s, u, vt, hs, spec):
 tie_p = _compat.new_primitive("jaxsvd_tie")
 
 
-def _impl(a, s, u, vt, *hs, spec):
+def _split(rest, spec):
+    """(params, hs) of the operands after vt: g's parameters, then the directions."""
+    return tuple(rest[:spec.nparams]), tuple(rest[spec.nparams:])
+
+
+def _impl(a, s, u, vt, *rest, spec):
+    params, hs = _split(rest, spec)
+    spec = spec.bound(params)
     if not hs:
         return mm(u * like(spec.values(s), u)[..., None, :], vt)
     return _multilinear(s, u, vt, hs, spec)
 
 
-def _abstract(a, s, u, vt, *hs, spec):
+def _abstract(a, s, u, vt, *rest, spec):
     return _compat.ShapedArray(a.shape, a.dtype)
 
 
@@ -398,15 +442,20 @@ def _batch(args, dims, *, spec):
 
 
 def _jvp(primals, tangents, *, spec):
-    a, s, u, vt, *hs = primals
-    da, _, _, _, *dhs = tangents  # (s, U, Vt) is a cache of svd(a): no tangent of its own
+    a, s, u, vt, *rest = primals
+    da, _, _, _, *drest = tangents  # (s, U, Vt) is a cache of svd(a): no tangent of its own
+    (params, hs), (dps, dhs) = _split(rest, spec), _split(drest, spec)
     y = tie_p.bind(*primals, spec=spec)
     outs = []
     if type(da) is not _compat.Zero:
-        outs.append(tie_p.bind(a, s, u, vt, *hs, da, spec=spec))
+        outs.append(tie_p.bind(a, s, u, vt, *params, *hs, da, spec=spec))
     for i, dh in enumerate(dhs):
         if type(dh) is not _compat.Zero:
-            outs.append(tie_p.bind(a, s, u, vt, *hs[:i], dh, *hs[i + 1:], spec=spec))
+            outs.append(tie_p.bind(a, s, u, vt, *params, *hs[:i], dh, *hs[i + 1:], spec=spec))
+    if any(type(d) is not _compat.Zero for d in dps):
+        # in the parameters: D^p F for g' = D_params g[dparams], elementwise in s too
+        dps = [_compat.instantiate(d) for d in dps]
+        outs.append(tie_p.bind(a, s, u, vt, *params, *dps, *hs, spec=spec.d_params()))
     if not outs:
         return y, jnp.zeros_like(y)
     out = outs[0]
@@ -415,21 +464,54 @@ def _jvp(primals, tangents, *, spec):
     return y, out
 
 
-def _transpose(ct, a, s, u, vt, *hs, spec):
+def _transpose(ct, a, s, u, vt, *rest, spec):
     # D^p F is symmetric in all p + 1 directions (F is a gradient).  For complex a
     # it is self-adjoint for Re tr(X^H Y), and JAX pairs a cotangent with a
     # tangent by Re sum(ct * y): the transpose is conj(D^p F[.., conj(ct), ..])
-    lin = [i for i, h in enumerate(hs) if _compat.is_undefined_primal(h)]
-    if len(lin) != 1 or _compat.is_undefined_primal(a):
+    params, hs = _split(rest, spec)
+    undef = _compat.is_undefined_primal
+    lin = [i for i, h in enumerate(hs) if undef(h)]
+    plin = [i for i, x in enumerate(params) if undef(x)]
+    first = spec.nparams - spec.nlinear  # the directions of a parameter derivative
+    if undef(a) or len(lin) + bool(plin) != 1 or any(i < first for i in plin):
         raise NotImplementedError("tie_p is linear in one direction at a time")
+    if plin:
+        return [None] * 4 + _transpose_params(ct, a, s, u, vt, params, hs, plin, spec) + [None] * len(hs)
     i = lin[0]
     if type(ct) is _compat.Zero:
         res = ct
     else:
         args = list(hs)
         args[i] = jnp.conj(ct)
-        res = jnp.conj(tie_p.bind(a, s, u, vt, *args, spec=spec))
-    return [None] * 4 + [res if j == i else None for j in range(len(hs))]
+        res = jnp.conj(tie_p.bind(a, s, u, vt, *params, *args, spec=spec))
+    return [None] * 4 + [None] * len(params) + [res if j == i else None for j in range(len(hs))]
+
+
+def _transpose_params(ct, a, s, u, vt, params, hs, plin, spec):
+    # the output is linear in the parameter directions e (g' = D_p g[e] is): its
+    # transpose is e_k -> Re sum(ct * Y_k), Y_k = the output for the k-th unit
+    # direction -- one tie_p per entry of the parameters, batched by vmap
+    if type(ct) is _compat.Zero:
+        return [None] * len(params)
+    batch = a.shape[:-2]
+    shapes = [params[i].aval.shape[len(batch):] for i in plin]
+    sizes = [math.prod(sh) for sh in shapes]
+    rdt = real_dtype(a.dtype)
+
+    def one(row):
+        args, at = list(params), 0
+        for i, sh, k in zip(plin, shapes, sizes, strict=True):
+            args[i] = jnp.broadcast_to(row[at:at + k].reshape(sh), batch + sh)
+            at += k
+        return tie_p.bind(a, s, u, vt, *args, *hs, spec=spec)
+
+    ys = jax.vmap(one)(jnp.eye(sum(sizes), dtype=rdt))  # (Q, ..., m, n)
+    c = jnp.moveaxis(jnp.real(jnp.sum(ct[None] * ys, axis=(-2, -1))), 0, -1).astype(rdt)  # (..., Q)
+    out, at = [None] * len(params), 0
+    for i, sh, k in zip(plin, shapes, sizes, strict=True):
+        out[i] = c[..., at:at + k].reshape(batch + sh)
+        at += k
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -442,13 +524,16 @@ def _taylor(primals_in, series_in, *, spec):
     # = the coefficient of l_1 .. l_p in F(A(x) + sum_i l_i h_i(x)); with l_i = x mu_i
     # that is a single path with terms B_k = A_k + sum_i mu_i h_(i,k-1), and order n
     # of the derivative is the mu_1 .. mu_p-multilinear part of order n + p.
-    a, s, u, vt, *hs = primals_in
-    sa, _, _, _, *shs = series_in
+    a, s, u, vt, *rest = primals_in
+    sa, _, _, _, *srest = series_in
+    (params, hs), (sps, shs) = _split(rest, spec), _split(srest, spec)
+    moved = moving_params(sps, "generalized_matrix_function")
     terms = [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sa]
     K, p = len(terms), len(hs)
     m, n = a.shape[-2:]
     v = mH(vt)
-    y0 = tie_p.bind(a, s, u, vt, *hs, spec=spec)
+    y0 = tie_p.bind(a, s, u, vt, *params, *hs, spec=spec)
+    spec = spec.bound(params)
     if p == 0:
         fs = _f_series(s, u, v, terms, spec, K)
     else:
@@ -479,8 +564,8 @@ def _taylor(primals_in, series_in, *, spec):
     # derivative NaN; the derivative in the terms A_1.. stays exact).
     x = a - lax.stop_gradient(a)
     marker = 1 + jnp.sum(nan_unless(x, jnp.zeros(x.shape, bool), face="reverse") - x, axis=(-2, -1))
-    return y0, [_nan_unless_ok(f, _exists(s, spec, m, n, j + p)) * marker[..., None, None]
-                for j, f in enumerate(fs, start=1)]
+    return y0, nan_where(moved, [_nan_unless_ok(f, _exists(s, spec, m, n, j + p)) * marker[..., None, None]
+                                 for j, f in enumerate(fs, start=1)])
 
 
 # ---------------------------------------------------------------------------
@@ -513,9 +598,9 @@ def _factor(a):
     return s, u, vt
 
 
-def _apply(a, spec, factors=None):
+def _apply(a, spec, factors=None, params=()):
     s, u, vt = _factor(a) if factors is None else factors
-    return tie_p.bind(a, s, u, vt, spec=spec)
+    return tie_p.bind(a, s, u, vt, *params, spec=spec)
 
 
 def _static_k(k, r: int):
@@ -644,11 +729,12 @@ def projectors(a, k: int):
 
 
 def generalized_matrix_function(g):
-    r"""Turn an elementwise function of the singular values into ``F(a) = U diag(g(s)) V^T``.
+    r"""Turn an elementwise function of the singular values into ``F(a, *params) = U diag(g(s, *params)) V^T``.
 
-    ``F(a)`` has the shape of ``a`` (thin factors); e.g. ``g = lambda s:
-    jnp.maximum(s - tau, 0)`` is singular value thresholding (the proximal
-    operator of ``tau * nuclear_norm``).  First derivative (THEORY.md 5, DESIGN.md):
+    ``F(a)`` has the shape of ``a`` (thin factors); e.g. ``g = lambda s, tau:
+    jax.nn.relu(s - tau)`` is singular value thresholding (the proximal
+    operator of ``tau * nuclear_norm``), called as ``F(a, tau)``.  First
+    derivative (THEORY.md 5, DESIGN.md):
 
     .. math::
 
@@ -656,23 +742,47 @@ def generalized_matrix_function(g):
               + \tfrac{g_i + g_j}{s_i + s_j}\,\mathrm{skew}(\hat H)_{ij}\big] V^T
               + \text{null-space parts with } g(s_j)/s_j,
 
-    with ``g'(s_i)`` on the diagonal.  Computed from the series engine with
-    near ties (relative gap <= ``eps**(1/9)``) in one cluster, where the divided
-    differences become a Taylor expansion of g -- so ``jvp``, ``grad``,
-    ``hessian`` and ``jet`` are exact at exact and near ties.
+    with ``g'(s_i)`` on the diagonal; in the parameters
+    ``D_p F[dp] = U diag(D_p g(s, p)[dp]) V^T``.  Computed from the series
+    engine with near ties (relative gap <= ``eps**(1/9)``) in one cluster,
+    where the divided differences become a Taylor expansion of g -- so
+    ``jvp``, ``grad``, ``hessian`` and ``jet`` are exact at exact and near
+    ties, in ``a`` and in the parameters (mixed derivatives included).
 
     Args:
-      g: elementwise function, ``(r,) -> (r,)``, smooth where it is to be
-        differentiated (JAX-differentiable, Taylor mode through ``jet``); it
-        must not close over traced values (pass parameters as Python constants).
+      g: elementwise function ``g(s, *params)``, ``(r,) -> (r,)`` real floats,
+        smooth where it is to be differentiated.  Any JAX function, including
+        ``jax.custom_jvp`` ones (``jax.nn.relu``, ``softplus``, ``gelu``,
+        ``jnp.logaddexp``): g's derivatives in s are its Taylor coefficients,
+        computed following the custom rules.  A ``jax.custom_vjp`` function has
+        no forward-mode derivatives: ``F``'s value works, every derivative
+        raises ``TypeError`` naming g.  g must not close over traced values:
+        pass them as parameters.
 
     Returns:
-      ``F`` taking ``(..., m, n)`` to ``(..., m, n)``.
+      ``F(a, *params)``: ``a`` real or complex ``(..., m, n)`` (docs/complex.md)
+      to ``(..., m, n)``.  Each parameter is a real array or number, cast to the
+      real dtype of ``a``, the same for every matrix of a batch (``vmap`` over
+      parameters for one per matrix); parameters may be traced (a jit argument:
+      no recompilation when it changes) and are differentiable by ``jvp``,
+      ``grad``, ``hessian`` (``jet`` along a path that moves them raises
+      ``NotImplementedError``).  A reverse-mode derivative in a parameter costs
+      one evaluation per parameter entry.
+
+    Raises:
+      ValueError: g does not map ``(r,)`` (with the parameters' shapes) to real
+        floats of shape ``(r,)``, or fails on them -- the message names g and
+        the shapes.
+      TypeError: a parameter is not a real number/array; g closes over a traced
+        value; derivatives of a g that uses ``custom_vjp``.
 
     Where derivatives do not exist (NaN): g not p times differentiable at some
     non-zero ``sigma_i`` (a kink, e.g. thresholding with ``tau`` equal to a
     singular value), and at a zero singular value unless g's odd extension is
     p times differentiable there (``g(0) = 0``, and ``g''(0) = 0`` for p >= 2).
+    A kink counts as "at sigma_i" within ~4 eps relative (float32 ~5e-7,
+    float64 ~1e-15: the probes of the test, docs/ties.md); farther away the
+    derivatives are those of the smooth piece.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxsvd
@@ -681,27 +791,29 @@ def generalized_matrix_function(g):
       >>> jax.jvp(F, (a,), (jnp.array([[0.0, 1.0], [0.0, 0.0]]),))[1]
       Array([[0., 2.],
              [1., 0.]], dtype=float32)
+      >>> svt = jaxsvd.generalized_matrix_function(lambda s, tau: jax.nn.relu(s - tau))
+      >>> a = jnp.diag(jnp.array([3.0, 1.0]))
+      >>> jax.grad(lambda tau: jnp.sum(svt(a, tau)))(0.5)   # d/dtau sum(s - tau)+
+      Array(-2., dtype=float32, weak_type=True)
     """
     if not callable(g):
         raise TypeError(f"g must be callable, got {g!r}")
-    spec = _Spec("general", getattr(g, "__name__", "g"), g=g)
+    name = getattr(g, "__name__", "g")
+    specs = {}  # one spec (one compilation) per number of parameters
 
-    def F(a):
+    def F(a, *params):
         a = _checked(a)
+        rdt = real_dtype(a.dtype)
+        params = tuple(as_param(p, i, f"g = {name}", rdt) for i, p in enumerate(params))
         r = min(a.shape[-2:])
-        closed, out = jax.make_jaxpr(g, return_shape=True)(jax.ShapeDtypeStruct((r,), real_dtype(a.dtype)))
-        if any(isinstance(c, _compat.Tracer) for c in closed.consts):
-            raise TypeError(
-                "g closes over a traced value (e.g. a jit argument); generalized_matrix_function needs g "
-                "to depend on the singular values only: make the parameter a Python constant "
-                "(e.g. through static_argnums)")
-        if getattr(out, "shape", None) != (r,):
-            raise ValueError(
-                f"g must be elementwise, mapping the singular values (r,) = ({r},) to the same shape; "
-                f"it returned {out}")
-        return _apply(a, spec)
+        check(g, f"g = {name}", r, rdt, params, (r,), "the same shape (elementwise)")
+        spec = specs.get(len(params))
+        if spec is None:
+            spec = specs[len(params)] = _Spec("general", name, g=g, nparams=len(params))
+        batch = a.shape[:-2]
+        return _apply(a, spec, params=tuple(jnp.broadcast_to(p, batch + p.shape) for p in params))
 
-    F.__name__ = F.__qualname__ = f"generalized_matrix_function({spec.name})"
+    F.__name__ = F.__qualname__ = f"generalized_matrix_function({name})"
     return F
 
 
