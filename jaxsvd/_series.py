@@ -37,7 +37,11 @@ and with U_n = U alpha + Zu, V_n = V beta + Zv (Zu, Zv orthogonal to U, V):
   * the null-space parts act through projections only (no m x m basis):
         Zu = (I - U U^T) E1_n / s     (m > r),   Zv = (I - V V^T) E2_n / s   (n > r).
 
-Order n costs O(n) matrix products, so order K costs O(K^2) products.  The block
+Order n costs O(n) matrix products, so order K costs O(K^2) products.  From
+vector order LOOP_MIN_ORDER on the orders run as one ``lax.scan`` body over
+fixed-shape buffers (_scan_orders; docs/theory.md "One loop body"), so the
+compiled program does not grow with K; orders 1-2 (the JVP) stay unrolled.
+Both call _order_step, the order-n update.  The block
 (cluster) form keeps every non-degenerate triplet exact even when other
 singular values coincide: a column's recursion touches other columns only
 inside its own cluster.  Coefficients that do not exist (vectors of degenerate
