@@ -903,8 +903,6 @@ def _spec_power(k: int, p: float):
     return _Spec("power", f"power_{k}_{p!r}", k=k, p=p)
 
 
-
-
 def _static_power(power) -> float:
     if isinstance(power, (bool, complex)) or not isinstance(power, numbers.Real):
         try:
@@ -945,11 +943,13 @@ def truncated_split(a, k: int, power=0.5):
         L = F_p W N,\quad R = N W^H F_{-p}^H a,\quad
         N = (W^H F_{-p}^H F_p W)^{-1/2},\quad F_q = U_k\,\mathrm{diag}(s_k^q)\,V_k^H,
 
-    where ``F_q`` is the exact-through-ties function of :func:`truncate` (near
-    ties inside the top k merged, ``eps**(1/9)``) and ``N`` a matrix function
-    of a Hermitian matrix at ``I``.  So a loss invariant under the bond gauge
-    gets its exact derivatives at generic points, exact ties inside the kept
-    space and near ties alike.  A loss that depends on the gauge gets the
+    where ``F_q`` is a generalized matrix function on the top k, exact through
+    ties like :func:`truncate` (near ties inside the top k merged,
+    ``eps**(1/9)``), and ``N`` the same for the k x k Hermitian matrix, ``I`` at
+    the point (one tied cluster); the series engine runs three times per split.
+    So a loss invariant under the bond gauge (on the whole bond) gets its exact
+    derivatives at generic points, exact ties inside the kept space and near
+    ties alike.  A loss that depends on the gauge gets the
     derivative in this gauge (forward mode) or NaN (reverse mode, where the
     cotangent fails the necessary check: the anti-Hermitian part of
     ``L_bar^T L - R R_bar^T`` vanishes, to ``_gauge.gauge_check_rtol``).
