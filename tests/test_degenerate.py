@@ -35,11 +35,14 @@ def test_simple_values_exact_to_order_6_next_to_a_tie():
 def test_hessian_of_simple_value_exact_tied_values_nan(route):
     tr = {"hessian": jax.hessian, "jacrev2": lambda f: jax.jacrev(jax.jacrev(f)),
           "jacfwd2": lambda f: jax.jacfwd(jax.jacfwd(f))}[route]
-    h0 = tr(lambda a: jaxsvd.svdvals(a)[0])(A)
+    # one compiled program per route (eager dispatch of the nested rules costs ~7x more)
+    h0, h1, h2 = jax.jit(lambda a: [tr(lambda x, k=k: jaxsvd.svdvals(x)[k])(a) for k in range(3)])(A)
     assert max_rel_err(jnp.einsum("ijkl,kl->ij", h0, H), fd_hessian_vec(0, A, H)) < 1e-8
-    for k in (1, 2):
-        assert bool(jnp.isnan(tr(lambda a: jaxsvd.svdvals(a)[k])(A)).all())
-    h3 = jax.hessian(lambda a: jaxsvd.singular_triplet(a, 3)[0])(A)
+    for hk in (h1, h2):
+        assert bool(jnp.isnan(hk).all())
+    if route != "hessian":
+        return
+    h3 = jax.jit(jax.hessian(lambda a: jaxsvd.singular_triplet(a, 3)[0]))(A)
     assert max_rel_err(jnp.einsum("ijkl,kl->ij", h3, H), fd_hessian_vec(3, A, H)) < 1e-8
 
 

@@ -54,10 +54,12 @@ SPECTRAL = {
 }
 
 
+@functools.lru_cache(maxsize=None)  # one jitted function per F: compiled once per shape, shared by the cases
 def jhess(F):
     return jax.jit(jax.hessian(F))
 
 
+@functools.lru_cache(maxsize=None)
 def jgrad(F):
     return jax.jit(jax.grad(F))
 
@@ -311,6 +313,11 @@ def _poly_mixed(a):
     return R.poly_sum_s2(a) * R.poly_sum_s4(a)
 
 
+@functools.lru_cache(maxsize=None)
+def _jitted_jet(F):
+    return jax.jit(lambda x, series: jet.jet(F, (x,), (series,)))
+
+
 @pytest.mark.parametrize("mat", ["identity", "2orthogonal", "rot_3311", "wide_orthonormal"])
 def test_jet_exact_through_coincident_values_all_orders(mat):
     # jet of F to order 6 on a quadratic path where singular values coincide, against
@@ -322,8 +329,8 @@ def test_jet_exact_through_coincident_values_all_orders(mat):
     # (sum s^6 alone is covered by MIXED = sum s^2 * sum s^4 at order 6)
     for F, P in ((SPECTRAL["sum_s2"], R.poly_sum_s2), (SPECTRAL["sum_s4"], R.poly_sum_s4),
                  (MIXED, _poly_mixed)):
-        y0, ys = jax.jit(lambda x, F=F: jet.jet(F, (x,), (series,)))(a)
-        r0, ref = jet.jet(P, (a,), (series,))
+        y0, ys = _jitted_jet(F)(a, series)  # compiled once per F and shape, shared by the matrices
+        r0, ref = _jitted_jet(P)(a, series)
         scale = max(abs(float(r)) for r in ref)
         assert abs(float(y0) - float(r0)) <= 1e-12 * abs(float(r0))
         for k in range(K):
@@ -410,8 +417,8 @@ def test_jet_of_grad_at_identity():
 def test_third_derivative():
     # exact where the singular values are simple; NaN where they coincide (documented)
     a = gaussian((4, 3), seed=28)
-    t3 = jax.jacfwd(jax.hessian(F3))(a)
-    assert max_rel_err(t3, jax.jacfwd(jax.hessian(F3_REF))(a)) <= 1e-10
+    t3 = jax.jit(jax.jacfwd(jax.hessian(F3)))(a)
+    assert max_rel_err(t3, jax.jit(jax.jacfwd(jax.hessian(F3_REF)))(a)) <= 1e-10
     h = gaussian((4, 4), seed=29)
 
     d3 = jax.jit(_nested_jvp(lambda t: F3(jnp.eye(4) + t * h), 3))
