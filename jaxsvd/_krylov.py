@@ -95,13 +95,14 @@ def default_block_size(k: int, r: int, backend: str | None = None) -> int:
     four vectors: fewer passes and sequential steps, matrix-matrix products),
     k + 3 for k = 2..5, 8 beyond; at most a quarter of min(m, n) (small
     problems: 1).  On the CPU (``backend``, default ``jax.default_backend()``): 1
-    -- XLA:CPU's products with skinny blocks cost several single products
-    (measured, jax 0.10.2, 2048^2 float32, k = 10: b = 8 2.0 s, b = 1 0.32 s;
-    4096^2, k = 1, value + grad: b = 4 1.28x, b = 1 0.97x the time of 100
-    pairs of products)."""
+    for k = 1 and 4 beyond -- XLA:CPU's products with skinny blocks cost several
+    single products (measured, jax 0.10.2, 4096^2 float32: k = 1 value + grad,
+    b = 4 1.28x, b = 1 0.97x the time of 100 pairs of products; k = 10 solve,
+    b = 1 225 passes 2.5 s, b = 4 96 passes 1.25 s, b = 8 slower again)."""
     if (backend or jax.default_backend()) == "cpu":
-        return 1
-    b = 4 if k == 1 else (k + 3 if k <= 5 else 8)
+        b = 1 if k == 1 else 4
+    else:
+        b = 4 if k == 1 else (k + 3 if k <= 5 else 8)
     return int(max(1, min(b, r // 4)))
 
 

@@ -738,8 +738,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
         pass over A serves ``block_size`` vectors, with matrix-matrix
         products and fewer sequential steps.  Default from k on accelerators
         (:func:`jaxsvd._krylov.default_block_size`: 4 for k = 1, k + 3 up to
-        k = 5, then 8; at most ``min(m, n) // 4``), 1 on the CPU (XLA:CPU's
-        skinny matrix products gain nothing there); with ``v0``, its column
+        k = 5, then 8; at most ``min(m, n) // 4``); on the CPU 1 for k = 1 and
+        4 beyond (XLA:CPU's skinny matrix products are slow); with ``v0``, its column
         count (a warm start needs few products: blocks would only add some),
         smaller where the matrix is too small for it (then v0's leading
         columns start the basis).
