@@ -674,10 +674,12 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
         k = _check_k(k, r)
         v0b = _check_v0(v0, n, dtype, ())
         tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1])
-        if _is_bcoo(a):
-            # a pytree of arrays with static metadata: one jitted entry, cached on its
-            # structure and shapes (eager calls skip tracing the products again)
-            res, info = _bcoo_entry(a, v0b, kd, k=k, pl=pl, tol=tol, maxiter=maxiter)
+        static = _static_part(a)
+        if static is not None:
+            # eager: one jitted entry, cached on the operator's non-array part and its
+            # arrays' shapes (no retracing of the products, no eager transpose)
+            res, info = _operator_entry(static.arrays(a), v0b, kd, static=static, k=k, pl=pl, tol=tol,
+                                        maxiter=maxiter)
             return res, info._replace(block_size=pl.b, krylov_dim=pl.p)
         op, consts = _operator(mv, rmv, m, n, dtype)
         return _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
@@ -704,12 +706,65 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
     return f(a, v0b)
 
 
-@partial(jax.jit, static_argnames=("k", "pl", "tol", "maxiter"))
-def _bcoo_entry(a, v0b, kd, *, k, pl, tol, maxiter):
-    mv, rmv, m, n, dtype = _as_operator(a)
+class _Static:
+    """The non-array part of an operator pytree as a ``jit`` static argument: equal
+    when the tree structure and every non-array leaf are equal, jaxprs compared by
+    their text (a ``FunctionLinearOperator`` rebuilt around a new closure with the
+    same body closure-converts to a new but identical jaxpr; its arrays are leaves)."""
+
+    def __init__(self, treedef, leaves):
+        self.treedef = treedef
+        self.dynamic = tuple(_is_array_leaf(x) for x in leaves)
+        self.leaves = tuple(None if d else x for x, d in zip(leaves, self.dynamic, strict=True))
+        self._key = (treedef, self.dynamic, tuple(_leaf_key(x) for x in self.leaves))
+        self._hash = hash(self._key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and self._key == other._key
+
+    def arrays(self, a):
+        return [x for x, d in zip(jax.tree_util.tree_leaves(a), self.dynamic, strict=True) if d]
+
+    def rebuild(self, arrays):
+        it = iter(arrays)
+        leaves = [next(it) if d else x for x, d in zip(self.leaves, self.dynamic, strict=True)]
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+def _is_array_leaf(x) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray))
+
+
+def _leaf_key(x):
+    if type(x).__name__ in ("Jaxpr", "ClosedJaxpr"):
+        return ("jaxpr", str(x))
+    return (type(x), x)
+
+
+def _static_part(a):
+    """:class:`_Static` of an eager (untraced) operator pytree, or None (traced
+    arrays: the enclosing transformation caches; unhashable or elided leaves)."""
+    leaves, treedef = jax.tree_util.tree_flatten(a)
+    if any(isinstance(x, _compat.Tracer) for x in leaves):
+        return None
+    try:
+        static = _Static(treedef, leaves)
+    except TypeError:  # an unhashable leaf
+        return None
+    if any(k[0] == "jaxpr" and "..." in k[1] for k in static._key[2]):
+        return None  # an elided array literal: the text does not pin the program
+    return static
+
+
+@partial(jax.jit, static_argnames=("static", "k", "pl", "tol", "maxiter"))
+def _operator_entry(arrays, v0b, kd, *, static, k, pl, tol, maxiter):
+    mv, rmv, m, n, dtype = _as_operator(static.rebuild(arrays))
     op, consts = _operator(mv, rmv, m, n, dtype)
     res, info = _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
-    return res, info._replace(block_size=None, krylov_dim=None)  # Python ints: outside the jit
+    return res, info._replace(block_size=None, krylov_dim=None)
 
 
 @functools.lru_cache(maxsize=64)

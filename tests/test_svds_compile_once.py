@@ -1,5 +1,5 @@
 """Eager ``jaxsvd.svds`` calls on BCOO matrices and lineax operators reuse the
-compiled solver when only the arrays change (jaxsvd/_svds.py ``_bcoo_entry``,
+compiled solver when only the arrays change (jaxsvd/_svds.py ``_operator_entry``,
 ``_operator``): a retrace count on the jits, no timing.  Values against numpy's SVD."""
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ def top(a, k):
 def test_second_eager_call_with_new_arrays_does_not_retrace():
     def calls(make, arrays, k=2):
         """svds of make(x) for each x: the solver's jit traces once, on the first."""
-        # BCOO: one jitted entry (a pytree of arrays); lineax: the solver's own jit
-        size = _svds._bcoo_entry._cache_size if isinstance(make(arrays[0]), sparse.BCOO) else \
-            _svds._impl_jit._cache_size
+        size = _svds._operator_entry._cache_size  # the jitted entry for eager operator calls
         before = None
         for i, x in enumerate(arrays):
             np.testing.assert_allclose(jaxsvd.svds(make(x), k).S, top(x, k), rtol=1e-10)
