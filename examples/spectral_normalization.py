@@ -77,13 +77,13 @@ def lax_stop(x):
 
 def init_params(key, widths):
     keys = jax.random.split(key, len(widths) - 1)
-    return [(jax.random.normal(k, (o, i), jnp.float32) * np.sqrt(2.0 / i), jnp.zeros((o,), jnp.float32))
+    return [(jax.random.normal(k, (o, i), jnp.float32) * float(np.sqrt(2.0 / i)), jnp.zeros((o,), jnp.float32))
             for k, i, o in zip(keys, widths[:-1], widths[1:], strict=True)]
 
 
 def forward(params, sigmas, x):
     for li, ((w, b), s) in enumerate(zip(params, sigmas, strict=True)):
-        x = x @ (w / s).T + b
+        x = x @ (w / s).T + b[None, :]
         if li < len(params) - 1:
             x = jax.nn.relu(x)
     return x
