@@ -127,7 +127,10 @@ def plan(k: int, r: int, b: int, p: int | None = None, warm: bool = False) -> Pl
         pu = pr
     p, seg = pu, s * b
     units = p // seg
-    keep_units = 0 if units == 1 else min(units - 1, max(1, round((p + k) / 2 / seg)))
+    keep_units = 0 if units == 1 else min(units - 1, max(-(-k // seg), round((p + k) / 2 / seg)))
+    if keep_units * seg < k and p < r:
+        raise ValueError(f"block_size={b} is too large for k={k} and min(m, n) = {r}: a restart must keep k "
+                         f"vectors and make room for a block (Krylov dimension {p})")
     return Plan(p=p, b=b, keep=keep_units * seg, seg=seg)
 
 
@@ -194,8 +197,8 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
         to a multiple of b (:func:`plan`); or a :class:`Plan` (then ``b`` and
         ``warm`` are ignored).
       b: block size (static).
-      v0: None, or a start block (n, j), 1 <= j <= b: its columns (orthonormalised)
-        start the basis, random columns fill the rest.  A column that is zero
+      v0: None, or a start block (n, j): its first min(j, b) columns
+        (orthonormalised) start the basis, random columns fill the rest.  A column that is zero
         or not finite is replaced by a random one.
       warm: check convergence every ~2 columns (default: whether v0 is given).
 
@@ -219,8 +222,8 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
         y0 = jax.random.normal(k_start, (m, b), dtype)
         x0 = rmv(y0)
     else:
+        v0 = v0[:, :b].astype(dtype)
         j = v0.shape[-1]
-        v0 = v0.astype(dtype)
         ok = jnp.all(jnp.isfinite(v0), axis=0) & jnp.any(v0 != 0, axis=0)
         v0 = jnp.where(ok[None, :], v0, rnd_n[:, :j])
         x0 = jnp.concatenate([v0, rnd_n[:, j:]], axis=1) if j < b else v0
