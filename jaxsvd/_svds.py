@@ -910,8 +910,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
     options).  Eager calls on a ``BCOO`` matrix or a lineax operator whose arrays
     change -- new values, a new sparsity pattern with the same number of
     entries, a ``FunctionLinearOperator`` rebuilt around a new closure with the
-    same body -- reuse it (the operator is keyed by the text of its traced
-    products, the arrays it closes over are arguments).  A different function
+    same body -- reuse it (one jitted entry keyed on the operator's non-array
+    part, jaxprs compared by their text; every array is an argument).  A different function
     body, shape, ``k``, ``tol`` or ``block_size`` compiles anew; under ``jit``
     the enclosing function's cache decides.
 
