@@ -781,6 +781,11 @@ def _static_part(a):
         return None
     if any(k[0] == "jaxpr" and "..." in k[1] for k in static._key[2]):
         return None  # an elided array literal: the text does not pin the program
+    if any(callable(x) for x in static.leaves if x is not None):
+        # a function leaf (a FunctionLinearOperator's closure) compares by identity: a rebuilt
+        # operator would miss and compile the whole entry; the plain path reuses the solver
+        # (keyed by the text of the traced products, _operator)
+        return None
     return static
 
 
