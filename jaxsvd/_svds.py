@@ -897,8 +897,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
       are arbitrary (not LAPACK's).  A triplet that did not converge within ``maxiter`` is
       NaN; NaN in the input gives NaN out (no exception, also under ``jit``).
 
-    Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol, 4 k eps)``
-    relative): in forward mode (``jvp``, ``jet``, ``jacfwd``) the derivatives of
+    Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol', 4 k eps)``
+    relative, tol' = ``max(tol, block_size eps)`` the convergence test's): in forward mode (``jvp``, ``jet``, ``jacfwd``) the derivatives of
     the vectors of a repeated or zero s_i, and of values beyond the first order,
     are NaN.  Reverse mode (``grad``, ``jacrev``) at a tie inside the top k, real
     input: a loss invariant under rotations of the vectors inside each cluster
@@ -906,7 +906,7 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
     exact gradient; one that depends on the basis, or that weights the values of
     a cluster unevenly while also using its vectors (``U * S @ Vh``), gets NaN --
     the cotangent check of jaxsvd/_gauge.py (docs/degeneracy.md), with tolerance
-    ``max(2 max(tol, 4 k eps), 64 sqrt(max(m, n)) eps)`` relative.  A loss of the
+    ``max(2 max(tol', 4 k eps), 64 sqrt(max(m, n)) eps)`` relative.  A loss of the
     values alone gets ``sum_i c_i u_i v_i^T`` (a subgradient at a tie, as
     :func:`svdvals`).  A tie at the cut (s_k equal to the next Ritz value, a
     cluster reaching beyond the k triplets) or a zero value: the vectors of that
