@@ -42,7 +42,7 @@ from jax import lax
 
 from . import _compat
 from ._gauge import GAUGE_CHECK_ULPS, gauge_mask
-from ._krylov import Plan, default_block_size, default_krylov_dim, default_tol, effective_tol, gkl_svds, plan
+from ._krylov import default_block_size, default_krylov_dim, default_tol, effective_tol, gkl_svds, plan
 from ._nanmask import nan_unless
 from ._series import TermProducts, like, mH, mm, svd_series
 from ._svd import static_int
@@ -399,7 +399,7 @@ def _series(args, terms_obj, *, op, k, p, tol, maxiter, vectors=True, mask=True)
     out = svds_p.bind(*args, op=op, k=k, p=p, tol=tol, maxiter=maxiter, batch_shape=(),
                       batched=(False,) * len(args))
     u, s, v, _, _, nxt = out
-    rtol = _coincidence_rtol(tol, op.dtype, k)
+    rtol = _coincidence_rtol(effective_tol(tol, op.dtype, p.b), op.dtype, k)
     # a tie at the cut: sigma_i (i <= k) coincides with the next Ritz value
     s_, nxt_ = lax.stop_gradient(s), lax.stop_gradient(nxt)
     cut = jnp.abs(s_ - nxt_) <= rtol * s_[..., :1]
@@ -699,10 +699,12 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
         k = _check_k(k, r)
         v0b = _check_v0(v0, n, dtype, ())
         tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1])
-        if _is_bcoo(a):
-            # a pytree of arrays with static metadata: one jitted entry, cached on its
-            # structure and shapes (eager calls skip tracing the products again)
-            res, info = _bcoo_entry(a, v0b, kd, k=k, pl=pl, tol=tol, maxiter=maxiter)
+        static = _static_part(a)
+        if static is not None:
+            # eager: one jitted entry, cached on the operator's non-array part and its
+            # arrays' shapes (no retracing of the products, no eager transpose)
+            res, info = _operator_entry(static.arrays(a), v0b, kd, static=static, k=k, pl=pl, tol=tol,
+                                        maxiter=maxiter)
             return res, info._replace(block_size=pl.b, krylov_dim=pl.p)
         op, consts = _operator(mv, rmv, m, n, dtype)
         return _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
@@ -729,12 +731,70 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
     return f(a, v0b)
 
 
-@partial(jax.jit, static_argnames=("k", "pl", "tol", "maxiter"))
-def _bcoo_entry(a, v0b, kd, *, k, pl, tol, maxiter):
-    mv, rmv, m, n, dtype = _as_operator(a)
+class _Static:
+    """The non-array part of an operator pytree as a ``jit`` static argument: equal
+    when the tree structure and every non-array leaf are equal, jaxprs compared by
+    their text (a ``FunctionLinearOperator`` rebuilt around a new closure with the
+    same body closure-converts to a new but identical jaxpr; its arrays are leaves)."""
+
+    def __init__(self, treedef, leaves):
+        self.treedef = treedef
+        self.dynamic = tuple(_is_array_leaf(x) for x in leaves)
+        self.leaves = tuple(None if d else x for x, d in zip(leaves, self.dynamic, strict=True))
+        self._key = (treedef, self.dynamic, tuple(_leaf_key(x) for x in self.leaves))
+        self._hash = hash(self._key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and self._key == other._key
+
+    def arrays(self, a):
+        return [x for x, d in zip(jax.tree_util.tree_leaves(a), self.dynamic, strict=True) if d]
+
+    def rebuild(self, arrays):
+        it = iter(arrays)
+        leaves = [next(it) if d else x for x, d in zip(self.leaves, self.dynamic, strict=True)]
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+def _is_array_leaf(x) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray))
+
+
+def _leaf_key(x):
+    if type(x).__name__ in ("Jaxpr", "ClosedJaxpr"):
+        return ("jaxpr", str(x))
+    return (type(x), x)
+
+
+def _static_part(a):
+    """:class:`_Static` of an eager (untraced) operator pytree, or None (traced
+    arrays: the enclosing transformation caches; unhashable or elided leaves)."""
+    leaves, treedef = jax.tree_util.tree_flatten(a)
+    if any(isinstance(x, _compat.Tracer) for x in leaves):
+        return None
+    try:
+        static = _Static(treedef, leaves)
+    except TypeError:  # an unhashable leaf
+        return None
+    if any(k[0] == "jaxpr" and "..." in k[1] for k in static._key[2]):
+        return None  # an elided array literal: the text does not pin the program
+    if any(callable(x) for x in static.leaves if x is not None):
+        # a function leaf (a FunctionLinearOperator's closure) compares by identity: a rebuilt
+        # operator would miss and compile the whole entry; the plain path reuses the solver
+        # (keyed by the text of the traced products, _operator)
+        return None
+    return static
+
+
+@partial(jax.jit, static_argnames=("static", "k", "pl", "tol", "maxiter"))
+def _operator_entry(arrays, v0b, kd, *, static, k, pl, tol, maxiter):
+    mv, rmv, m, n, dtype = _as_operator(static.rebuild(arrays))
     op, consts = _operator(mv, rmv, m, n, dtype)
     res, info = _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
-    return res, info._replace(block_size=None, krylov_dim=None)  # Python ints: outside the jit
+    return res, info._replace(block_size=None, krylov_dim=None)
 
 
 @functools.lru_cache(maxsize=64)
@@ -838,8 +898,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
       are arbitrary (not LAPACK's).  A triplet that did not converge within ``maxiter`` is
       NaN; NaN in the input gives NaN out (no exception, also under ``jit``).
 
-    Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol, 4 k eps)``
-    relative): in forward mode (``jvp``, ``jet``, ``jacfwd``) the derivatives of
+    Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol', 4 k eps)``
+    relative, tol' = ``max(tol, block_size eps)`` the convergence test's): in forward mode (``jvp``, ``jet``, ``jacfwd``) the derivatives of
     the vectors of a repeated or zero s_i, and of values beyond the first order,
     are NaN.  Reverse mode (``grad``, ``jacrev``) at a tie inside the top k, real
     input: a loss invariant under rotations of the vectors inside each cluster
@@ -847,7 +907,7 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
     exact gradient; one that depends on the basis, or that weights the values of
     a cluster unevenly while also using its vectors (``U * S @ Vh``), gets NaN --
     the cotangent check of jaxsvd/_gauge.py (docs/degeneracy.md), with tolerance
-    ``max(2 max(tol, 4 k eps), 64 sqrt(max(m, n)) eps)`` relative.  A loss of the
+    ``max(2 max(tol', 4 k eps), 64 sqrt(max(m, n)) eps)`` relative.  A loss of the
     values alone gets ``sum_i c_i u_i v_i^T`` (a subgradient at a tie, as
     :func:`svdvals`).  A tie at the cut (s_k equal to the next Ritz value, a
     cluster reaching beyond the k triplets) or a zero value: the vectors of that
@@ -858,8 +918,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
     options).  Eager calls on a ``BCOO`` matrix or a lineax operator whose arrays
     change -- new values, a new sparsity pattern with the same number of
     entries, a ``FunctionLinearOperator`` rebuilt around a new closure with the
-    same body -- reuse it (the operator is keyed by the text of its traced
-    products, the arrays it closes over are arguments).  A different function
+    same body -- reuse it (one jitted entry keyed on the operator's non-array
+    part, jaxprs compared by their text; every array is an argument).  A different function
     body, shape, ``k``, ``tol`` or ``block_size`` compiles anew; under ``jit``
     the enclosing function's cache decides.
 
