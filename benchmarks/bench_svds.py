@@ -10,7 +10,11 @@ gradient of sigma_1 by
   * scipy: ``scipy.sparse.linalg.svds(A, k=1)`` (ARPACK) + the outer product u v^T
   * matfree: ``eig.svd_partial(decomp.bidiag(K))`` with K matvecs, gradient by
     autodiff through the iteration (when matfree is importable)
-  * the floor: 100 power-iteration matrix-vector products with A
+  * the floor: 100 power-iteration matrix-vector products with A, and 100 pairs
+    (A x, A^T y) (``svds_x_pairs``: the ratio to it)
+  * svds with ``block_size=1`` (single vector; the default is a block) and with a
+    warm start ``v0`` (the top vector before an adam-like step): passes over A,
+    products, ratios to the default
 
 with the relative errors of value and gradient against a float64 dense reference
 (numpy LAPACK on the same matrix), the Krylov steps svds used, k = 10 at the
@@ -130,12 +134,39 @@ def run(sizes, repeats, torch_on, k_big, jet_size):
         jax.block_until_ready(power100(a))
         row["floor_100mv_s"] = median_seconds(lambda a=a: jax.block_until_ready(power100(a)), repeats)
 
+        @jax.jit
+        def pairs100(a):
+            hi = jax.lax.Precision.HIGHEST
+
+            def body(i, x):
+                z = jnp.matmul(jnp.matmul(a, x, precision=hi), a, precision=hi)
+                return z / jnp.linalg.norm(z)
+
+            return jax.lax.fori_loop(0, 100, body, jnp.ones(a.shape[1:], a.dtype))
+
+        jax.block_until_ready(pairs100(a))
+        row["floor_100pairs_s"] = median_seconds(lambda a=a: jax.block_until_ready(pairs100(a)), repeats)
+
         vg = jax.value_and_grad(lambda a: jaxsvd.svds(a, 1).S[0])
         c, row["svds_compile_s"] = _compile(vg, a)
         row["svds_s"], (v, g) = _timed(c, (a,), repeats)
         row["svds_val_err"], row["svds_grad_err"] = abs(float(v) - s_ref[0]) / s_ref[0], _rel(g, g_ref)
-        _, info = jaxsvd._svds.svds_with_info(a, 1)
-        row["svds_steps"] = int(info.steps)
+        _, info = jaxsvd.svds_with_info(a, 1)
+        row["svds_steps"] = int(info.passes)  # passes over A (block steps)
+        row["svds_block_size"] = info.block_size
+        row["svds_matvecs"] = int(info.matvecs)
+        row["svds_x_pairs"] = row["svds_s"] / row["floor_100pairs_s"]
+        # block vs single vector, warm vs cold (v0: the top vector before an adam-like step)
+        for tag, kw in (("b1", {"block_size": 1}),
+                        ("warm", {"v0": jaxsvd.svds(a + 1e-3 * jnp.sign(jax.random.normal(
+                            jax.random.fold_in(key, n + 7), a.shape, a.dtype)), 1).Vh[0]})):
+            vgx = jax.value_and_grad(lambda a, kw=kw: jaxsvd.svds(a, 1, **kw).S[0])
+            c, row[f"svds_{tag}_compile_s"] = _compile(vgx, a)
+            row[f"svds_{tag}_s"], (v, g) = _timed(c, (a,), repeats)
+            row[f"svds_{tag}_val_err"] = abs(float(v) - s_ref[0]) / s_ref[0]
+            _, info = jaxsvd.svds_with_info(a, 1, **kw)
+            row[f"svds_{tag}_passes"], row[f"svds_{tag}_matvecs"] = int(info.passes), int(info.matvecs)
+            row[f"svds_{tag}_over_svds"] = row[f"svds_{tag}_s"] / row["svds_s"]
         try:
             mem = c.memory_analysis()
             row["svds_temp_MB"] = float(mem.temp_size_in_bytes) / 2**20
@@ -175,7 +206,9 @@ def run(sizes, repeats, torch_on, k_big, jet_size):
     c, comp = _compile(vg10, a)
     t10, (v, _) = _timed(c, (a,), repeats)
     s_ref = np.linalg.svd(np.asarray(a, np.float64), compute_uv=False)
-    extra["k10"] = {"n": n, "k": k_big, "s": t10, "compile_s": comp,
+    _, info = jaxsvd.svds_with_info(a, k_big)
+    extra["k10"] = {"n": n, "k": k_big, "s": t10, "compile_s": comp, "passes": int(info.passes),
+                    "block_size": info.block_size, "matvecs": int(info.matvecs),
                     "over_k1": t10 / next(r for r in rows if r["n"] == n)["svds_s"],
                     "val_err": abs(float(v) - s_ref[:k_big].sum()) / s_ref[:k_big].sum()}
     print(json.dumps(extra["k10"]), flush=True)
@@ -197,8 +230,9 @@ def run(sizes, repeats, torch_on, k_big, jet_size):
 
 
 def table(rows, extra):
-    cols = ["n", "floor_100mv_s", "svds_s", "svds_x_floor", "jnp_s", "jnp_over_svds", "torch_s", "scipy_s",
-            "matfree_s", "svds_steps", "svds_val_err", "svds_grad_err", "jnp_grad_err", "torch_grad_err",
+    cols = ["n", "floor_100mv_s", "floor_100pairs_s", "svds_s", "svds_x_floor", "svds_x_pairs", "svds_steps",
+            "svds_matvecs", "svds_b1_s", "svds_b1_passes", "svds_warm_s", "svds_warm_passes", "jnp_s",
+            "jnp_over_svds", "torch_s", "scipy_s", "matfree_s", "svds_val_err", "svds_grad_err", "jnp_grad_err", "torch_grad_err",
             "scipy_grad_err", "matfree_grad_err", "svds_temp_MB", "basis_MB"]
     print("\n" + " | ".join(cols))
     for r in rows:

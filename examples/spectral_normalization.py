@@ -77,13 +77,13 @@ def lax_stop(x):
 
 def init_params(key, widths):
     keys = jax.random.split(key, len(widths) - 1)
-    return [(jax.random.normal(k, (o, i), jnp.float32) * np.sqrt(2.0 / i), jnp.zeros((o,), jnp.float32))
+    return [(jax.random.normal(k, (o, i), jnp.float32) * float(np.sqrt(2.0 / i)), jnp.zeros((o,), jnp.float32))
             for k, i, o in zip(keys, widths[:-1], widths[1:], strict=True)]
 
 
 def forward(params, sigmas, x):
     for li, ((w, b), s) in enumerate(zip(params, sigmas, strict=True)):
-        x = x @ (w / s).T + b
+        x = x @ (w / s).T + b[None, :]
         if li < len(params) - 1:
             x = jax.nn.relu(x)
     return x
@@ -185,8 +185,8 @@ def run(name, sigma_fn, state0, params0, data, args):
     # accuracy of the trained network, normalised by the exact sigma_1 (the same metric for both)
     logits = forward(params, [jnp.float32(exact_sigma(w)) for w, _ in params], x)
     acc = float(jnp.mean(jnp.argmax(logits, -1) == y))
-    return dict(name=name, compile=t_compile, compile_cpu=c_compile, step=float(np.median(times)), sig_med=float(np.median(sig_err)),
-                sig_max=float(np.max(sig_err)), grad=grad_errors(params, state, sigma_fn), loss=float(ll), acc=acc)
+    return dict(name=name, compile=t_compile, compile_cpu=c_compile, step=float(np.median(times)),
+                sig_med=float(np.median(sig_err)), sig_max=float(np.max(sig_err)), grad=grad_errors(params, state, sigma_fn), loss=float(ll), acc=acc)
 
 
 def main(argv=None):
@@ -215,8 +215,8 @@ def main(argv=None):
             f"{'sigma err max':>13s} {'grad err':>9s} {'loss':>7s} {'acc':>5s}")
     print(head)
     for r in rows:
-        print(f"{r['name']:24s} {r['compile']:11.2f} {r['compile_cpu']:9.2f} {1e3 * r['step']:9.2f} {r['sig_med']:13.2e} "
-              f"{r['sig_max']:13.2e} {r['grad']:9.2e} {r['loss']:7.3f} {r['acc']:5.2f}")
+        print(f"{r['name']:24s} {r['compile']:11.2f} {r['compile_cpu']:9.2f} {1e3 * r['step']:9.2f} "
+              f"{r['sig_med']:13.2e} {r['sig_max']:13.2e} {r['grad']:9.2e} {r['loss']:7.3f} {r['acc']:5.2f}")
     print("compile: wall and process CPU seconds of the jitted training step (CPU time is robust to a "
           "loaded machine); step: median wall time")
     print("sigma err: |sigma used - sigma_1(W)| / sigma_1(W), worst layer, over the logged steps; "

@@ -42,7 +42,7 @@ from jax import lax
 
 from . import _compat
 from ._gauge import GAUGE_CHECK_ULPS, gauge_mask
-from ._krylov import Plan, default_block_size, default_krylov_dim, default_tol, gkl_svds, plan
+from ._krylov import default_block_size, default_krylov_dim, default_tol, effective_tol, gkl_svds, plan
 from ._nanmask import nan_unless
 from ._series import TermProducts, like, mH, mm, svd_series
 from ._svd import static_int
@@ -180,9 +180,24 @@ svds_p = _compat.new_primitive("jaxsvd_svds", multiple_results=True)
 _N_AUX = 2  # trailing non-differentiable inputs: v0, key data
 
 
+def _solver_products(op, consts):
+    """(X -> A X, Y -> A^H Y) on blocks of columns for the solver.
+
+    A dense array on the CPU: A^H Y from a transposed copy made once per solve
+    (XLA:CPU contracts a row-major A over its rows ~10x slower than over its
+    columns for blocks of vectors -- measured, jax 0.10.2, 4096^2 float32; the
+    optimization barrier keeps the copy from being folded back into the dot)."""
+    if getattr(op, "dense", False) and jax.default_backend() == "cpu":
+        a = consts[0]
+        ah = lax.optimization_barrier(jnp.conj(a).T)
+        return (partial(op.mv_block, consts), lambda y: jnp.matmul(ah, y, precision=_HIGHEST))
+    return partial(op.mv_block, consts), partial(op.rmv_block, consts)
+
+
 def _solve_one(*args, op, k, p, tol, maxiter):
     consts, v0, kd = args[:-_N_AUX], args[-2], args[-1]
-    res = gkl_svds(partial(op.mv_block, consts), partial(op.rmv_block, consts), op.m, op.n, k, dtype=op.dtype,
+    mv, rmv = _solver_products(op, consts)
+    res = gkl_svds(mv, rmv, op.m, op.n, k, dtype=op.dtype,
                    key=jax.random.wrap_key_data(kd), tol=tol, maxiter=maxiter, p=p,
                    v0=v0 if v0.shape[-1] else None)
     ok = res.converged
@@ -384,7 +399,7 @@ def _series(args, terms_obj, *, op, k, p, tol, maxiter, vectors=True, mask=True)
     out = svds_p.bind(*args, op=op, k=k, p=p, tol=tol, maxiter=maxiter, batch_shape=(),
                       batched=(False,) * len(args))
     u, s, v, _, _, nxt = out
-    rtol = _coincidence_rtol(tol, op.dtype, k)
+    rtol = _coincidence_rtol(effective_tol(tol, op.dtype, p.b), op.dtype, k)
     # a tie at the cut: sigma_i (i <= k) coincides with the next Ritz value
     s_, nxt_ = lax.stop_gradient(s), lax.stop_gradient(nxt)
     cut = jnp.abs(s_ - nxt_) <= rtol * s_[..., :1]
@@ -582,11 +597,21 @@ def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, 
     else:
         p = int(min(krylov_dim, r))
     if block_size is None:
+        # v0's column count (else from k), smaller where the matrix is too small for it
+        # (then v0's leading columns start the basis)
         b = v0_cols if v0_cols else default_block_size(k, r)
+        while b > 1:
+            try:
+                plan(k, r, b, p, warm=v0_cols > 0)
+                break
+            except ValueError:
+                b -= 1
     elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
         raise ValueError(f"block_size must be an int >= 1; got {block_size!r}")
     else:
         b = int(block_size)
+        if b < 1:
+            raise ValueError(f"block_size must be >= 1; got {b}")
         if v0_cols > b:
             raise ValueError(f"v0 has {v0_cols} columns, more than block_size={b}")
     pl = plan(k, r, b, p, warm=v0_cols > 0)  # ValueError for b < 1 or b > the Krylov dimension
@@ -664,8 +689,8 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
     Example:
       >>> import jax.numpy as jnp, jaxsvd
       >>> (U, S, Vh), info = jaxsvd.svds_with_info(jnp.diag(jnp.arange(1.0, 9.0)), 1)
-      >>> bool(info.converged[0]), info.block_size
-      (True, 2)
+      >>> bool(info.converged[0]), int(info.matvecs) == int(info.passes) * info.block_size
+      (True, True)
     """
     kd = _key_data(key)
     if _is_bcoo(a) or not _looks_like_array(a):
@@ -674,10 +699,12 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
         k = _check_k(k, r)
         v0b = _check_v0(v0, n, dtype, ())
         tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1])
-        if _is_bcoo(a):
-            # a pytree of arrays with static metadata: one jitted entry, cached on its
-            # structure and shapes (eager calls skip tracing the products again)
-            res, info = _bcoo_entry(a, v0b, kd, k=k, pl=pl, tol=tol, maxiter=maxiter)
+        static = _static_part(a)
+        if static is not None:
+            # eager: one jitted entry, cached on the operator's non-array part and its
+            # arrays' shapes (no retracing of the products, no eager transpose)
+            res, info = _operator_entry(static.arrays(a), v0b, kd, static=static, k=k, pl=pl, tol=tol,
+                                        maxiter=maxiter)
             return res, info._replace(block_size=pl.b, krylov_dim=pl.p)
         op, consts = _operator(mv, rmv, m, n, dtype)
         return _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
@@ -704,12 +731,70 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
     return f(a, v0b)
 
 
-@partial(jax.jit, static_argnames=("k", "pl", "tol", "maxiter"))
-def _bcoo_entry(a, v0b, kd, *, k, pl, tol, maxiter):
-    mv, rmv, m, n, dtype = _as_operator(a)
+class _Static:
+    """The non-array part of an operator pytree as a ``jit`` static argument: equal
+    when the tree structure and every non-array leaf are equal, jaxprs compared by
+    their text (a ``FunctionLinearOperator`` rebuilt around a new closure with the
+    same body closure-converts to a new but identical jaxpr; its arrays are leaves)."""
+
+    def __init__(self, treedef, leaves):
+        self.treedef = treedef
+        self.dynamic = tuple(_is_array_leaf(x) for x in leaves)
+        self.leaves = tuple(None if d else x for x, d in zip(leaves, self.dynamic, strict=True))
+        self._key = (treedef, self.dynamic, tuple(_leaf_key(x) for x in self.leaves))
+        self._hash = hash(self._key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and self._key == other._key
+
+    def arrays(self, a):
+        return [x for x, d in zip(jax.tree_util.tree_leaves(a), self.dynamic, strict=True) if d]
+
+    def rebuild(self, arrays):
+        it = iter(arrays)
+        leaves = [next(it) if d else x for x, d in zip(self.leaves, self.dynamic, strict=True)]
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+def _is_array_leaf(x) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray))
+
+
+def _leaf_key(x):
+    if type(x).__name__ in ("Jaxpr", "ClosedJaxpr"):
+        return ("jaxpr", str(x))
+    return (type(x), x)
+
+
+def _static_part(a):
+    """:class:`_Static` of an eager (untraced) operator pytree, or None (traced
+    arrays: the enclosing transformation caches; unhashable or elided leaves)."""
+    leaves, treedef = jax.tree_util.tree_flatten(a)
+    if any(isinstance(x, _compat.Tracer) for x in leaves):
+        return None
+    try:
+        static = _Static(treedef, leaves)
+    except TypeError:  # an unhashable leaf
+        return None
+    if any(k[0] == "jaxpr" and "..." in k[1] for k in static._key[2]):
+        return None  # an elided array literal: the text does not pin the program
+    if any(callable(x) for x in static.leaves if x is not None):
+        # a function leaf (a FunctionLinearOperator's closure) compares by identity: a rebuilt
+        # operator would miss and compile the whole entry; the plain path reuses the solver
+        # (keyed by the text of the traced products, _operator)
+        return None
+    return static
+
+
+@partial(jax.jit, static_argnames=("static", "k", "pl", "tol", "maxiter"))
+def _operator_entry(arrays, v0b, kd, *, static, k, pl, tol, maxiter):
+    mv, rmv, m, n, dtype = _as_operator(static.rebuild(arrays))
     op, consts = _operator(mv, rmv, m, n, dtype)
     res, info = _bind(op, consts, v0b, kd, k, pl, tol, maxiter)
-    return res, info._replace(block_size=None, krylov_dim=None)  # Python ints: outside the jit
+    return res, info._replace(block_size=None, krylov_dim=None)
 
 
 @functools.lru_cache(maxsize=64)
@@ -723,6 +808,7 @@ def _dense_operator(m: int, n: int, dtype) -> _Operator:
                        _adjoint(lambda y: jnp.matmul(y, z, precision=_HIGHEST), jnp.dtype(dtype)), m, n, dtype)
     assert len(op.consts) == 2 and op.n_mv == 1
     op.consts = None  # the placeholders are not data: callers pass [a, a]
+    op.dense = True
     return op
 
 
@@ -734,7 +820,7 @@ def _bind(op, consts, v0, kd, k, pl, tol, maxiter):
     args = list(consts) + [v0, kd]
     u, s, v, res, steps, nxt = svds_p.bind(*args, op=op, k=k, p=pl, tol=tol, maxiter=maxiter, batch_shape=(),
                                            batched=(False,) * len(args))
-    conv = jnp.isfinite(s) & (res <= tol)
+    conv = jnp.isfinite(s) & (res <= effective_tol(tol, op.dtype, pl.b))
     mvs = steps * pl.b
     return _compat.SVDResult(U=u, S=s, Vh=mH(v)), SvdsInfo(res, conv, steps, mvs, nxt, pl.b, pl.p)
 
@@ -773,7 +859,9 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
         to rounding by construction).  Default 1e-7 (float32), 1e-12 (float64):
         values and first derivatives to about 1e-5 (float32) and 1e-9 (float64)
         relative where the relative gaps are >= 0.01.  The derivative solves use
-        the same tolerance (relative residual).
+        the same tolerance (relative residual).  The solver's test uses
+        ``max(tol, block_size * eps)``: the residual that block Gram--Schmidt
+        attains in the working precision (float32, block_size 4: 4.8e-7).
       maxiter: the most passes over A (block Krylov steps, each one product
         ``A X`` and one ``A^H Y``; may be overshot by less than one convergence
         segment); default ``max(1000, 20 p)``.  Also the conjugate-gradient bound.
@@ -797,10 +885,13 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
         differentiated.  Default None: a random start ``A^H Y`` from ``key``.
       block_size: vectors per Krylov step (block Golub--Kahan--Lanczos): each
         pass over A serves ``block_size`` vectors, with matrix-matrix
-        products and fewer sequential steps.  Default from k
+        products and fewer sequential steps.  Default from k on accelerators
         (:func:`jaxsvd._krylov.default_block_size`: 4 for k = 1, k + 3 up to
-        k = 5, then 8; at most ``min(m, n) // 4``); with ``v0``, its column
-        count (a warm start needs few products: blocks would only add some).
+        k = 5, then 8; at most ``min(m, n) // 4``), 1 on the CPU (XLA:CPU's
+        skinny matrix products gain nothing there); with ``v0``, its column
+        count (a warm start needs few products: blocks would only add some),
+        smaller where the matrix is too small for it (then v0's leading
+        columns start the basis).
         ``block_size=1`` is the classical single-vector method.
 
     Returns:
@@ -809,8 +900,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
       are arbitrary (not LAPACK's).  A triplet that did not converge within ``maxiter`` is
       NaN; NaN in the input gives NaN out (no exception, also under ``jit``).
 
-    Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol, 4 k eps)``
-    relative): in forward mode (``jvp``, ``jet``, ``jacfwd``) the derivatives of
+    Degeneracy (as :func:`svd`, with the coincidence tolerance ``max(tol', 4 k eps)``
+    relative, tol' = ``max(tol, block_size eps)`` the convergence test's): in forward mode (``jvp``, ``jet``, ``jacfwd``) the derivatives of
     the vectors of a repeated or zero s_i, and of values beyond the first order,
     are NaN.  Reverse mode (``grad``, ``jacrev``) at a tie inside the top k, real
     input: a loss invariant under rotations of the vectors inside each cluster
@@ -818,7 +909,7 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
     exact gradient; one that depends on the basis, or that weights the values of
     a cluster unevenly while also using its vectors (``U * S @ Vh``), gets NaN --
     the cotangent check of jaxsvd/_gauge.py (docs/degeneracy.md), with tolerance
-    ``max(2 max(tol, 4 k eps), 64 sqrt(max(m, n)) eps)`` relative.  A loss of the
+    ``max(2 max(tol', 4 k eps), 64 sqrt(max(m, n)) eps)`` relative.  A loss of the
     values alone gets ``sum_i c_i u_i v_i^T`` (a subgradient at a tie, as
     :func:`svdvals`).  A tie at the cut (s_k equal to the next Ritz value, a
     cluster reaching beyond the k triplets) or a zero value: the vectors of that
@@ -829,8 +920,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
     options).  Eager calls on a ``BCOO`` matrix or a lineax operator whose arrays
     change -- new values, a new sparsity pattern with the same number of
     entries, a ``FunctionLinearOperator`` rebuilt around a new closure with the
-    same body -- reuse it (the operator is keyed by the text of its traced
-    products, the arrays it closes over are arguments).  A different function
+    same body -- reuse it (one jitted entry keyed on the operator's non-array
+    part, jaxprs compared by their text; every array is an argument).  A different function
     body, shape, ``k``, ``tol`` or ``block_size`` compiles anew; under ``jit``
     the enclosing function's cache decides.
 
@@ -848,7 +939,7 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
     Example:
       >>> import jax.numpy as jnp, jaxsvd
       >>> a = jnp.diag(jnp.array([5.0, 3.0, 2.0, 1.0]))
-      >>> jaxsvd.svds(a, 2).S
+      >>> jnp.round(jaxsvd.svds(a, 2).S, 5)
       Array([5., 3.], dtype=float32)
     """
     return svds_with_info(a, k, tol=tol, maxiter=maxiter, key=key, krylov_dim=krylov_dim, v0=v0,

@@ -1,5 +1,5 @@
 """Eager ``jaxsvd.svds`` calls on BCOO matrices and lineax operators reuse the
-compiled solver when only the arrays change (jaxsvd/_svds.py ``_bcoo_entry``,
+compiled solver when only the arrays change (jaxsvd/_svds.py ``_operator_entry``,
 ``_operator``): a retrace count on the jits, no timing.  Values against numpy's SVD."""
 
 from __future__ import annotations
@@ -27,11 +27,8 @@ def top(a, k):
 
 
 def test_second_eager_call_with_new_arrays_does_not_retrace():
-    def calls(make, arrays, k=2):
+    def calls(make, arrays, k=2, size=_svds._operator_entry._cache_size):
         """svds of make(x) for each x: the solver's jit traces once, on the first."""
-        # BCOO: one jitted entry (a pytree of arrays); lineax: the solver's own jit
-        size = _svds._bcoo_entry._cache_size if isinstance(make(arrays[0]), sparse.BCOO) else \
-            _svds._impl_jit._cache_size
         before = None
         for i, x in enumerate(arrays):
             np.testing.assert_allclose(jaxsvd.svds(make(x), k).S, top(x, k), rtol=1e-10)
@@ -46,7 +43,9 @@ def test_second_eager_call_with_new_arrays_does_not_retrace():
     calls(lambda d: sparse.BCOO.fromdense(d, nse=nse), [d0, 2.0 * d0, jnp.where(d0 != 0, sparse_matrix(1), 0.0)])
     ws = [gaussian((12, 9), seed=s) for s in range(3)]
     # a FunctionLinearOperator rebuilt around a new closure each call (the same program)
-    calls(lambda w: lx.FunctionLinearOperator(lambda x: w @ x, jax.ShapeDtypeStruct((9,), w.dtype)), ws)
+    # (a function leaf: the solver's own jit, keyed by the text of the traced products)
+    calls(lambda w: lx.FunctionLinearOperator(lambda x: w @ x, jax.ShapeDtypeStruct((9,), w.dtype)), ws,
+          size=_svds._impl_jit._cache_size)
 
 
 def test_operator_cache_key():

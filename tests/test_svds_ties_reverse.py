@@ -89,7 +89,7 @@ def projector_gradients(a):
         pu, pv = jaxsvd.projectors(a, K)
         return jnp.sum(C * pv), jnp.sum(D * pu)
 
-    return jax.jacrev(f)(a)
+    return jax.jit(jax.jacrev(f))(a)
 
 
 def test_invariant_losses_exact_at_top_tie_dense():
