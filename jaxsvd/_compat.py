@@ -280,12 +280,26 @@ def _mesh_order(axes) -> tuple:
     return tuple(a for a in names if a in axes) + tuple(sorted((a for a in axes if a not in names), key=str))
 
 
-def _typed_like(out, vma, ref):
-    """The aval ``out`` (from a rule that gives shape and dtype) varying along ``vma``."""
+def _manual_mesh(avals):
+    """The mesh of the inputs when it has manual axes (inside ``shard_map``), else None."""
+    for a in avals:
+        sharding = getattr(a, "sharding", None)
+        mesh = getattr(sharding, "mesh", None)
+        if mesh is not None and not mesh.empty:
+            types = getattr(mesh, "axis_types", ())
+            return mesh if any(t == jax.sharding.AxisType.Manual for t in types) else None
+    return None
+
+
+def _typed_like(out, vma, mesh, ref):
+    """The aval ``out`` (from a rule that gives shape and dtype) on the manual
+    ``mesh``, varying along ``vma`` (JAX's own primitives type every value inside
+    shard_map so: an invariant result on no mesh would be cached by JAX's
+    abstract evaluation and leak the manual mesh into later programs)."""
     if hasattr(ref, "mat"):
         from jax.sharding import NamedSharding, PartitionSpec
 
-        sharding = NamedSharding(ref.sharding.mesh, PartitionSpec(*(None,) * len(out.shape)))
+        sharding = NamedSharding(mesh, PartitionSpec(*(None,) * len(out.shape)))
         return out.update(sharding=sharding, manual_axis_type=type(ref.mat)(varying=vma))
     return out.update(vma=vma)  # pragma: no cover - JAX < 0.10
 
@@ -293,16 +307,29 @@ def _typed_like(out, vma, ref):
 def _vma_abstract_eval(rule):
     def abstract_eval(*avals, **params):
         out = rule(*avals, **params)
-        vmas = [varying_axes(a) for a in avals]
-        vma = frozenset().union(*vmas)
-        if not vma:
+        mesh = _manual_mesh(avals)
+        if mesh is None:
             return out
-        ref = avals[vmas.index(vma)] if vma in vmas else next(a for a, v in zip(avals, vmas) if v)
+        vma = frozenset().union(*(varying_axes(a) for a in avals))
+        ref = next(a for a in avals if hasattr(a, "sharding"))
         if isinstance(out, (list, tuple)):
-            return type(out)(_typed_like(o, vma, ref) for o in out)
-        return _typed_like(out, vma, ref)
+            return type(out)(_typed_like(o, vma, mesh, ref) for o in out)
+        return _typed_like(out, vma, mesh, ref)
 
     return abstract_eval
+
+
+def outside_mesh():
+    """A context with no abstract mesh: for jaxprs traced once and cached across
+    programs (a jaxpr records the mesh it was traced under, and evaluating it
+    replays that context, so one first traced inside ``shard_map`` would carry
+    the manual mesh into later programs)."""
+    return jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((), ()))
+
+
+def current_mesh():
+    """The abstract mesh of the current trace (a cache key for traced programs)."""
+    return jax.sharding.get_abstract_mesh()
 
 
 def _register_pvary_taylor() -> None:

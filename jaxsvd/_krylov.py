@@ -50,6 +50,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from . import _compat
+
 _HIGHEST = lax.Precision.HIGHEST
 
 
@@ -245,6 +247,9 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
         ok = jnp.all(jnp.isfinite(v0), axis=0) & jnp.any(v0 != 0, axis=0)
         v0 = jnp.where(ok[None, :], v0, rnd_n[:, :j])
         x0 = jnp.concatenate([v0, rnd_n[:, j:]], axis=1) if j < b else v0
+    # inside shard_map the constants vary like the operator (JAX's cond under vmap
+    # and the loop carries need equal types)
+    rnd_n, rnd_m, empty_n = _compat.like_varying((rnd_n, rnd_m, empty_n), x0)
     p0, _, _ = _block_orth(x0, empty_n, jnp.roll(rnd_n, 1, axis=0))
 
     # the bases as rows (contiguous updates): P (p + b, n), Q (p, m)
@@ -299,7 +304,7 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
 
     init = (P, Q, B, Rz, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros((), bool),
             jnp.zeros((p,), rdt))
-    P, Q, B, Rz, j, count, conv, res = lax.while_loop(cond, segment, init)
+    P, Q, B, Rz, j, count, conv, res = lax.while_loop(cond, segment, _compat.like_varying(init, x0))
     # converged: the unrestarted state.  Not converged: possibly the restarted
     # one, whose B = diag(theta_keep) holds the kept Ritz pairs (res: their last estimates)
     ub, th, vbt = _small_svd(B)

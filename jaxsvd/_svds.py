@@ -124,7 +124,7 @@ def _operator(mv, rmv, m: int, n: int, dtype):
     if any("..." in s for s in text):  # an elided array literal: the text does not pin the program
         return op, consts
     avals = tuple((tuple(c.shape), jnp.dtype(c.dtype), bool(jax.typeof(c).weak_type)) for c in consts)
-    key = (text, avals, op.n_mv, m, n, jnp.dtype(dtype))
+    key = (text, avals, op.n_mv, m, n, jnp.dtype(dtype), _compat.current_mesh())  # a jaxpr keeps its mesh
     hit = _operators.get(key)
     if hit is not None:
         _operators.move_to_end(key)
@@ -802,8 +802,10 @@ def _dense_operator(m: int, n: int, dtype) -> _Operator:
     """One operator per (m, n, dtype) for arrays (the matrix is its const input,
     so eager calls reuse the compiled solver instead of retracing it)."""
     z = np.broadcast_to(np.zeros((), dtype), (m, n))  # a placeholder view, no memory
-    op = _Operator(lambda x: jnp.matmul(z, x, precision=_HIGHEST),
-                   _adjoint(lambda y: jnp.matmul(y, z, precision=_HIGHEST), jnp.dtype(dtype)), m, n, dtype)
+    with _compat.outside_mesh():  # cached across programs: traced under no mesh (also when
+        # first called inside shard_map)
+        op = _Operator(lambda x: jnp.matmul(z, x, precision=_HIGHEST),
+                       _adjoint(lambda y: jnp.matmul(y, z, precision=_HIGHEST), jnp.dtype(dtype)), m, n, dtype)
     assert len(op.consts) == 2 and op.n_mv == 1
     op.consts = None  # the placeholders are not data: callers pass [a, a]
     op.dense = True
