@@ -86,7 +86,8 @@ if [ -e benchmarks/bench_gpu.py ]; then T_TAYLOR=$(( $(left) / 2 )); else T_TAYL
 run_stage bench_taylor "$T_TAYLOR" "$PY" benchmarks/bench_taylor.py "${TAYLOR_ARGS[@]}"
 if [ -e benchmarks/bench_gpu.py ]; then
   GPU_ARGS=()
-  grep -q -- '"--quick"' benchmarks/bench_gpu.py && GPU_ARGS+=(--quick)
+  # the quick CPU run: the smallest size; on an accelerator: 4096^2 (the size), 5 repeats
+  if [ -n "$QUICK" ]; then GPU_ARGS+=(--quick); else GPU_ARGS+=(${DEVICE_CHECK_GPU_ARGS:---sizes 4096 --repeats 5}); fi
   grep -q -- '"--json"' benchmarks/bench_gpu.py && GPU_ARGS+=(--json "$OUT/bench_gpu.json")
   run_stage bench_gpu $(( $(left) - 5 )) "$PY" benchmarks/bench_gpu.py "${GPU_ARGS[@]}"
 fi
