@@ -93,18 +93,23 @@ def default_krylov_dim(k: int, r: int) -> int:
 
 
 def default_block_size(k: int, r: int, backend: str | None = None) -> int:
-    """Block size from k on accelerators: 4 for k = 1 (a pass over A then serves
-    four vectors: fewer passes and sequential steps, matrix-matrix products),
-    k + 3 for k = 2..5, 8 beyond; at most a quarter of min(m, n) (small
-    problems: 1).  On the CPU (``backend``, default ``jax.default_backend()``): 1
-    for k = 1 and 4 beyond -- XLA:CPU's products with skinny blocks cost several
+    """Block size from k: 1 for k = 1 on every backend (measured on an H200 too: a
+    block of 4 halves the passes over A but doubles the time); for k > 1 on
+    accelerators k + 3 up to k = 5, 8 beyond (a pass over A serves several
+    vectors: fewer sequential steps, matrix-matrix products); at most a quarter
+    of min(m, n) (small problems: 1).  On the CPU (``backend``, default
+    ``jax.default_backend()``): 4 for k > 1 -- XLA:CPU's products with skinny blocks cost several
     single products (measured, jax 0.10.2, 4096^2 float32: k = 1 value + grad,
     b = 4 1.28x, b = 1 0.97x the time of 100 pairs of products; k = 10 solve,
     b = 1 225 passes 2.5 s, b = 4 96 passes 1.25 s, b = 8 slower again)."""
-    if (backend or jax.default_backend()) == "cpu":
-        b = 1 if k == 1 else 4
+    if k == 1:
+        # H200, jax 0.11.2, 4096^2 float32, value + grad: b = 1 0.031 s (120 passes),
+        # b = 4 0.062 s (60 passes): the smaller per-step problems win there too
+        b = 1
+    elif (backend or jax.default_backend()) == "cpu":
+        b = 4
     else:
-        b = 4 if k == 1 else (k + 3 if k <= 5 else 8)
+        b = k + 3 if k <= 5 else 8
     return int(max(1, min(b, r // 4)))
 
 

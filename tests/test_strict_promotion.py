@@ -161,4 +161,11 @@ def test_montecarlo_small(ensemble):
                          progress=False)
     assert res.derivatives.shape == (4, 2, 2)
     a, hd = jnp.asarray(res.matrices), jnp.asarray(res.directions)
-    close(res.derivatives, per_matrix(lambda x, y: jaxsvd.derivatives(x, y, 1), a, hd))
+    ref = per_matrix(lambda x, y: jaxsvd.derivatives(x, y, 1), a, hd)
+    if ensemble == "orthogonal":
+        # all singular values tie at 1: the first-order row holds the eigenvalues of the cluster's
+        # block in the order of the basis the SVD returned (a GPU's batched and single-matrix SVDs
+        # return other bases), so compare each row as a set
+        close(jnp.sort(res.derivatives, axis=-1), jnp.sort(ref, axis=-1))
+    else:
+        close(res.derivatives, ref)
