@@ -92,6 +92,23 @@ def _spec(k: int, p: float):
     return _Spec("power", f"power_{k}_{p!r}", k=k, p=p)
 
 
+def _sqrt_series(sk, blocks, K: int):
+    """[Y_1..Y_K] of Y(x) = S(x)^(1/2), S(x) = diag(sk) + sum_b blocks[b-1] x^b (Hermitian,
+    block diagonal, sk > 0): from Y(x)^2 = S(x), order by order the Sylvester equation
+    Y_0 Y_n + Y_n Y_0 = S_n - sum_{a=1}^{n-1} Y_a Y_(n-a) with Y_0 = diag(sqrt(sk)), solved
+    entrywise by 1/(y_i + y_j) -- exact whatever the spread inside a merged cluster, and
+    never a small divisor (cheaper than the general block function of ``_g_series``)."""
+    y0 = jnp.sqrt(jnp.where(sk > 0, sk, 1.0))
+    inv = like(1.0 / (y0[..., :, None] + y0[..., None, :]), blocks[0])
+    ys = []
+    for nn in range(1, K + 1):
+        rhs = blocks[nn - 1]
+        for a in range(1, nn):
+            rhs = rhs - mm(ys[a - 1], ys[nn - a - 1])
+        ys.append(rhs * inv)
+    return ys
+
+
 def _split_series(s, u, v, terms, spec, K: int):
     """Unscaled coefficients P_1..P_K of P = [U_k g_p(S_k); V_k g_(1-p)(S_k)^H] (unmasked)."""
     m, n = u.shape[-2], v.shape[-2]
@@ -103,11 +120,14 @@ def _split_series(s, u, v, terms, spec, K: int):
     blocks = [x[..., :k, :k] for x in ser.blocks]  # (k, k): the kept clusters' blocks
     us = [u[..., :, :k]] + [x[..., :, :k] for x in ser.u]
     vs = [v[..., :, :k]] + [x[..., :, :k] for x in ser.v]
+    if spec.p == 0.5:  # the symmetric split: one square-root series serves both sides
+        root = _sqrt_series(sk, blocks, K)
+        gseries = {True: root, False: root}
     sides = []
     for q, basis, left in ((spec.p, us, True), (1.0 - spec.p, vs, False)):
         gq = _spec(k, q)
         g0 = like(gq.values(sk), u)
-        gs = _g_series(sk, blocks, idk, gq, K)
+        gs = gseries[left] if spec.p == 0.5 else _g_series(sk, blocks, idk, gq, K)
         side = []
         for nn in range(1, K + 1):  # sum_{a+b=n} X_a G_b, G_0 = diag(g0); R^H = V g(S)^H
             acc = basis[nn] * g0[..., None, :]
