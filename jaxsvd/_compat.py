@@ -9,6 +9,7 @@ them, this is the only file to change.  Supported: JAX 0.10.x and 0.11.x.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from jax.experimental import jet as _jet
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
@@ -404,6 +405,20 @@ def def_lowering_from_fun(prim: Primitive, fun, *, multiple_results: bool) -> No
 
 
 def def_batching(prim: Primitive, rule) -> None:
+    batching.primitive_batchers[prim] = rule
+
+
+def def_batching_leading(prim: Primitive, out_dims=0) -> None:
+    """The batching rule of a primitive whose impl takes any leading batch
+    dimensions (all operands alike): move each batched operand's axis to the
+    front, broadcast the others, bind once; the results are batched at ``out_dims``."""
+
+    def rule(args, dims, **params):
+        size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+        moved = [jnp.moveaxis(x, d, 0) if d is not None else jnp.broadcast_to(x, (size,) + x.shape)
+                 for x, d in zip(args, dims, strict=True)]
+        return prim.bind(*moved, **params), out_dims
+
     batching.primitive_batchers[prim] = rule
 
 

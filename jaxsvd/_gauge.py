@@ -278,13 +278,6 @@ def _transpose(cts, ds, du, dv, s, u, v, *, face, **params):
     return [*out, None, None, None]
 
 
-def _batch(args, dims, *, face, **params):
-    size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
-    moved = [jnp.moveaxis(a, d, 0) if d is not None else jnp.broadcast_to(a, (size,) + a.shape)
-             for a, d in zip(args, dims, strict=True)]
-    return gauge_mask_p.bind(*moved, face=face, **params), [0, 0, 0]
-
-
 def _taylor(primals_in, series_in, *, face, **params):
     y = gauge_mask_p.bind(*primals_in, face=face, **params)
     terms = [[] for _ in range(3)]
@@ -309,7 +302,7 @@ gauge_mask_p.def_abstract_eval(_abstract_eval)
 _compat.def_lowering_from_fun(gauge_mask_p, _impl, multiple_results=True)
 _compat.def_jvp(gauge_mask_p, _jvp)
 _compat.def_transpose(gauge_mask_p, _transpose)
-_compat.def_batching(gauge_mask_p, _batch)
+_compat.def_batching_leading(gauge_mask_p, [0, 0, 0])
 _compat.def_taylor(gauge_mask_p, _taylor)
 # the forward face passes ds through: a program that uses only ds drops du, dv and
 # everything that computes them

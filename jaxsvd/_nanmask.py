@@ -129,15 +129,6 @@ def _gm_transpose(ct, coef, lin, keep):
     raise NotImplementedError("guarded_mul is bilinear: transpose in one argument at a time")
 
 
-def _batch_all(prim):
-    def rule(args, dims):
-        size = next(a.shape[d] for a, d in zip(args, dims, strict=False) if d is not None)
-        moved = [jnp.moveaxis(a, d, 0) if d is not None else jnp.broadcast_to(a, (size,) + a.shape)
-                 for a, d in zip(args, dims, strict=True)]
-        return prim.bind(*moved), 0
-    return rule
-
-
 def _gm_taylor(primals_in, series_in):
     # Cauchy product; coefficients of coef of order >= 1 meet the guarded lin
     coef, lin, keep = primals_in
@@ -158,7 +149,7 @@ guarded_mul_p.def_abstract_eval(lambda coef, lin, keep: _compat.ShapedArray(coef
 _compat.def_lowering_from_fun(guarded_mul_p, _gm_impl, multiple_results=False)
 _compat.def_jvp(guarded_mul_p, _gm_jvp)
 _compat.def_transpose(guarded_mul_p, _gm_transpose)
-_compat.def_batching(guarded_mul_p, _batch_all(guarded_mul_p))
+_compat.def_batching_leading(guarded_mul_p)
 _compat.def_taylor(guarded_mul_p, _gm_taylor)
 
 
@@ -317,7 +308,7 @@ for _p, _impl_fn, _jvp_fn, _tr, _ty in (
     _compat.def_lowering_from_fun(_p, _impl_fn, multiple_results=False)
     _compat.def_jvp(_p, _jvp_fn)
     _compat.def_transpose(_p, _tr)
-    _compat.def_batching(_p, _batch_all(_p))
+    _compat.def_batching_leading(_p)
     _compat.def_taylor(_p, _ty)
 
 sandwich_p.def_abstract_eval(

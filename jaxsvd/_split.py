@@ -77,8 +77,20 @@ from ._gauge import gauge_check_rtol
 from ._nanmask import nan_unless
 from ._series import like, mH, mm, svd_series
 from ._svd import real_dtype
-from ._ties import (_checked, _directional_series, _exists, _factor, _g_series, _grad_of_jet_marker,
-                    _multilinear, _nan_unless_ok, _Spec, _static_k, _structure)
+from ._ties import (
+    _checked,
+    _directional_series,
+    _exists,
+    _factor,
+    _g_series,
+    _grad_of_jet_marker,
+    _multilinear,
+    _nan_unless_ok,
+    _Spec,
+    _static_k,
+    _structure,
+    tangent_sum,
+)
 
 # ---------------------------------------------------------------------------
 # the series of P = [L; R^H] along A(x) = a + sum_j terms[j-1] x^j
@@ -180,13 +192,6 @@ def _abstract(a, s, u, vt, *rest, spec, face):
     return _compat.ShapedArray(a.shape, a.dtype)
 
 
-def _batch(args, dims, *, spec, face):
-    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
-    moved = [jnp.moveaxis(x, d, 0) if d is not None else jnp.broadcast_to(x, (size,) + x.shape)
-             for x, d in zip(args, dims, strict=True)]
-    return split_p.bind(*moved, spec=spec, face=face), 0
-
-
 def _jvp(primals, tangents, *, spec, face):
     a, s, u, vt, *rest = primals
     da, _, _, _, *drest = tangents  # (s, U, Vt) is a cache of svd(a): no tangent of its own
@@ -198,12 +203,7 @@ def _jvp(primals, tangents, *, spec, face):
         if type(d) is not _compat.Zero:
             # a direction, or the adjoint's c: linear, replaced
             outs.append(split_p.bind(a, s, u, vt, *rest[:i], d, *rest[i + 1:], spec=spec, face=face))
-    if not outs:
-        return y, jnp.zeros_like(y)
-    out = outs[0]
-    for t in outs[1:]:
-        out = out + t
-    return y, out
+    return y, tangent_sum(y, outs)
 
 
 def _transpose(ct, a, s, u, vt, *rest, spec, face):
@@ -266,7 +266,7 @@ def _taylor(primals_in, series_in, *, spec, face):
 split_p.def_impl(partial(jax.jit, static_argnames=("spec", "face"))(_impl))
 split_p.def_abstract_eval(_abstract)
 _compat.def_lowering_from_fun(split_p, _impl, multiple_results=False)
-_compat.def_batching(split_p, _batch)
+_compat.def_batching_leading(split_p)
 _compat.def_jvp(split_p, _jvp)
 _compat.def_transpose(split_p, _transpose)
 _compat.def_taylor(split_p, _taylor)
@@ -281,67 +281,60 @@ _compat.def_taylor(split_p, _taylor)
 bond_check_p = _compat.new_primitive("jaxsvd_bond_check", multiple_results=True)
 
 
-def _bond_keep(tl, tr, l, r, same):
-    """(...,) bool: the cotangent (tl, tr) passes the bond-gauge check at (l, r)."""
-    l, r, same = lax.stop_gradient(l), lax.stop_gradient(r), lax.stop_gradient(same)
-    y = mm(jnp.swapaxes(tl, -1, -2), l) - mm(r, jnp.swapaxes(tr, -1, -2))
+def _bond_keep(tlf, tr, lf, r, same):
+    """(...,) bool: the cotangent (tlf, tr) passes the bond-gauge check at (lf, r)."""
+    lf, r, same = lax.stop_gradient(lf), lax.stop_gradient(r), lax.stop_gradient(same)
+    y = mm(jnp.swapaxes(tlf, -1, -2), lf) - mm(r, jnp.swapaxes(tr, -1, -2))
     dev = jnp.sqrt(jnp.sum(jnp.abs(like(same, y) * (y - mH(y))) ** 2, axis=(-2, -1)))
     nrm = lambda x: jnp.sqrt(jnp.sum(jnp.abs(x) ** 2, axis=(-2, -1)))  # noqa: E731
-    m, n = l.shape[-2], r.shape[-1]
-    tol = gauge_check_rtol(real_dtype(l.dtype), m, n) * (nrm(tl) * nrm(l) + nrm(tr) * nrm(r))
+    m, n = lf.shape[-2], r.shape[-1]
+    tol = gauge_check_rtol(real_dtype(lf.dtype), m, n) * (nrm(tlf) * nrm(lf) + nrm(tr) * nrm(r))
     return dev <= tol
 
 
-def _bond_impl(tl, tr, l, r, same, *, face):
+def _bond_impl(tlf, tr, lf, r, same, *, face):
     if face == "forward":
-        return [tl, tr]
-    keep = _bond_keep(tl, tr, l, r, same)[..., None, None]
-    nan = jnp.asarray(jnp.nan, tl.dtype)
-    return [jnp.where(keep, tl, nan), jnp.where(keep, tr, nan)]
+        return [tlf, tr]
+    keep = _bond_keep(tlf, tr, lf, r, same)[..., None, None]
+    nan = jnp.asarray(jnp.nan, tlf.dtype)
+    return [jnp.where(keep, tlf, nan), jnp.where(keep, tr, nan)]
 
 
 def _bond_jvp(primals, tangents, *, face):
-    tl, tr, l, r, same = primals
+    tlf, tr, lf, r, same = primals
     y = bond_check_p.bind(*primals, face=face)
     ts = [_compat.instantiate(t) for t in tangents[:2]]
     if face == "forward":
-        return y, bond_check_p.bind(*ts, l, r, same, face="forward")
+        return y, bond_check_p.bind(*ts, lf, r, same, face="forward")
     # the mask is decided by the primal cotangent (piecewise constant): apply it linearly
-    keep = _bond_keep(tl, tr, l, r, same)[..., None, None]
+    keep = _bond_keep(tlf, tr, lf, r, same)[..., None, None]
     return y, [nan_unless(t, keep) for t in ts]
 
 
-def _bond_transpose(cts, tl, tr, l, r, same, *, face):
+def _bond_transpose(cts, tlf, tr, lf, r, same, *, face):
     cts = [jnp.zeros(x.aval.shape, x.aval.dtype) if type(c) is _compat.Zero else c
-           for c, x in zip(cts, (tl, tr), strict=True)]
+           for c, x in zip(cts, (tlf, tr), strict=True)]
     other = "reverse" if face == "forward" else "forward"
-    return [*bond_check_p.bind(*cts, l, r, same, face=other), None, None, None]
-
-
-def _bond_batch(args, dims, *, face):
-    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
-    moved = [jnp.moveaxis(x, d, 0) if d is not None else jnp.broadcast_to(x, (size,) + x.shape)
-             for x, d in zip(args, dims, strict=True)]
-    return bond_check_p.bind(*moved, face=face), [0, 0]
+    return [*bond_check_p.bind(*cts, lf, r, same, face=other), None, None, None]
 
 
 def _bond_taylor(primals_in, series_in, *, face):
-    tl, tr, l, r, same = primals_in
+    tlf, tr, lf, r, same = primals_in
     y = bond_check_p.bind(*primals_in, face=face)
     sl, sr = [[jnp.broadcast_to(jnp.asarray(x, p.dtype), p.shape) for x in s]
-              for s, p in zip(series_in[:2], (tl, tr), strict=True)]
+              for s, p in zip(series_in[:2], (tlf, tr), strict=True)]
     if face == "forward":
         return y, [sl, sr]
-    keep = _bond_keep(tl, tr, l, r, same)[..., None, None]
+    keep = _bond_keep(tlf, tr, lf, r, same)[..., None, None]
     return y, [[nan_unless(x, keep) for x in sl], [nan_unless(x, keep) for x in sr]]
 
 
 bond_check_p.def_impl(partial(jax.jit, static_argnames=("face",))(_bond_impl))
 bond_check_p.def_abstract_eval(
-    lambda tl, tr, l, r, same, *, face: [_compat.ShapedArray(tl.shape, tl.dtype),
+    lambda tlf, tr, lf, r, same, *, face: [_compat.ShapedArray(tlf.shape, tlf.dtype),
                                          _compat.ShapedArray(tr.shape, tr.dtype)])
 _compat.def_lowering_from_fun(bond_check_p, _bond_impl, multiple_results=True)
-_compat.def_batching(bond_check_p, _bond_batch)
+_compat.def_batching_leading(bond_check_p, [0, 0])
 _compat.def_jvp(bond_check_p, _bond_jvp)
 _compat.def_transpose(bond_check_p, _bond_transpose)
 _compat.def_taylor(bond_check_p, _bond_taylor)
@@ -421,7 +414,7 @@ def truncated_split(a, k: int, power=0.5):
       >>> c, s = jnp.cos(0.3), jnp.sin(0.3)
       >>> a = jnp.array([[3 * c, -3 * s, 0.0], [3 * s, 3 * c, 0.0], [0.0, 0.0, 1.0]])  # sigma = 3, 3, 1
       >>> t = jnp.arange(9.0).reshape(3, 3)
-      >>> loss = lambda a: jnp.sum(t * (lambda l, r: l @ r)(*jaxsvd.truncated_split(a, 2)))
+      >>> loss = lambda a: jnp.sum(t * (lambda lf, r: lf @ r)(*jaxsvd.truncated_split(a, 2)))
       >>> g = jax.grad(loss)(a)   # exact: the loss is <T, truncate(a, 2)>
       >>> bool(jnp.allclose(g, jax.grad(lambda a: jnp.sum(t * jaxsvd.truncate(a, 2)))(a), atol=1e-5))
       True

@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from functools import partial
 
 import jax
@@ -86,7 +85,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import _compat
-from ._gauge import gauge_check_rtol
 from ._nanmask import nan_unless
 from ._series import like, mH, mm, svd_series
 from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
@@ -476,13 +474,6 @@ def _abstract(a, s, u, vt, *rest, spec):
     return _compat.ShapedArray(a.shape, a.dtype)
 
 
-def _batch(args, dims, *, spec):
-    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
-    moved = [jnp.moveaxis(x, d, 0) if d is not None else jnp.broadcast_to(x, (size,) + x.shape)
-             for x, d in zip(args, dims, strict=True)]
-    return tie_p.bind(*moved, spec=spec), 0
-
-
 # ---------------------------------------------------------------------------
 # first order (and every order by re-entry): D^p F -> D^(p+1) F
 # ---------------------------------------------------------------------------
@@ -503,12 +494,17 @@ def _jvp(primals, tangents, *, spec):
         # in the parameters: D^p F for g' = D_params g[dparams], elementwise in s too
         dps = [_compat.instantiate(d) for d in dps]
         outs.append(tie_p.bind(a, s, u, vt, *params, *dps, *hs, spec=spec.d_params()))
+    return y, tangent_sum(y, outs)
+
+
+def tangent_sum(y, outs):
+    """The sum of a JVP rule's tangent terms (zeros like ``y`` when there are none)."""
     if not outs:
-        return y, jnp.zeros_like(y)
+        return jnp.zeros_like(y)
     out = outs[0]
     for t in outs[1:]:
         out = out + t
-    return y, out
+    return out
 
 
 def _transpose(ct, a, s, u, vt, *rest, spec):
@@ -596,7 +592,7 @@ def _taylor(primals_in, series_in, *, spec):
 tie_p.def_impl(partial(jax.jit, static_argnames=("spec",))(_impl))
 tie_p.def_abstract_eval(_abstract)
 _compat.def_lowering_from_fun(tie_p, _impl, multiple_results=False)
-_compat.def_batching(tie_p, _batch)
+_compat.def_batching_leading(tie_p)
 _compat.def_jvp(tie_p, _jvp)
 _compat.def_transpose(tie_p, _transpose)
 _compat.def_taylor(tie_p, _taylor)
