@@ -18,8 +18,12 @@ Onsager (for H = -sum_<ij> s_i s_j, k_B = 1):  ln Z / N = ln(2 cosh 2b)
 (by quadrature here); the energy by Onsager's closed form with the complete elliptic
 integral K of modulus kappa, the specific heat C = -beta^2 dE/dbeta by differences of it.
 
-Run:  python examples/trg_ising.py [--chi 8] [--steps 20] [--num 21] [--plot out.png]
-      [--no-compare]   (skip the jnp / broadening routes)
+Run:  python -u examples/trg_ising.py [--chi 8] [--steps 20] [--num 21] [--plot out.png]
+      [--no-compare] [--jet-chi 4] [--jet-steps 8]
+(--no-compare skips the jnp / broadening routes.)  The defaults take about 2 minutes
+on 2 CPU cores, most of it compiling; the exit status is 1 if a check misses
+(E within 1e-8 and C within 1e-6 relative of differences of the same TRG, jet
+likewise).  Measured numbers: docs/tensor_networks.md.
 """
 
 from __future__ import annotations
