@@ -242,7 +242,7 @@ def differences(f_one, beta: float, h: float):
     term; returns the three and the size of that correction (an error bound for
     the unextrapolated value at h/2, and a generous one for the extrapolation)."""
     offs = (-2, -1, -0.5, 0, 0.5, 1, 2)
-    v = dict(zip(offs, (float(f_one(jnp.asarray(beta + o * h, jnp.float64))) for o in offs)))
+    v = dict(zip(offs, (float(f_one(jnp.asarray(beta + o * h, jnp.float64))) for o in offs), strict=True))
 
     def stencils(g, step):  # g(j) = f(beta + j * step)
         d1 = (g(-2) - 8 * g(-1) + 8 * g(1) - g(2)) / (12 * step)
@@ -350,15 +350,16 @@ def main(argv=None) -> int:
     _, ys = jet3(jnp.asarray(b0, jnp.float64))
     ys = [float(y) for y in ys]
     jd, ju = differences(jax.jit(fj), b0, 2e-3)  # small chi: smooth at 0.4, a larger step has less rounding
-    jrel = [abs(y - d) / abs(d) for y, d in zip(ys, jd)]
+    jrel = [abs(y - d) / abs(d) for y, d in zip(ys, jd, strict=True)]
     print(f"\njet (chi = {args.jet_chi}, {args.jet_steps} steps unrolled, beta = {b0}; compile {t_jet:.1f} s):")
-    for name, y, d, r, u in zip(("f'", "f''", "f'''"), ys, jd, jrel, ju):
+    for name, y, d, r, u in zip(("f'", "f''", "f'''"), ys, jd, jrel, ju, strict=True):
         print(f"  {name:4} = {y:.10f}   differences {d:.10f}   rel. {r:.1e}  (FD err {u / abs(d):.0e})")
     # the verification: E and C against differences of the same TRG (the issue's bounds), jet likewise
     misses = [f"beta = {r['beta']}: |E - FD| = {r['e_fd']:.1e} > 1e-8" for r in rows if not r["e_fd"] <= 1e-8]
     misses += [f"beta = {r['beta']}: |C - FD|/C = {r['c_fd']:.1e} > 1e-6" for r in rows if not r["c_fd"] <= 1e-6]
     misses += [f"jet {name}: rel. {r:.1e} > {tol:g}" for name, r, tol in zip(("f'", "f''", "f'''"), jrel,
-                                                                             (1e-8, 1e-6, 1e-4)) if not r <= tol]
+                                                                             (1e-8, 1e-6, 1e-4), strict=True)
+               if not r <= tol]
     print("verified: E = -f' within 1e-8 and C = beta^2 f'' within 1e-6 (rel.) of differences of the same TRG, "
           "jet likewise" if not misses else "NOT verified: " + "; ".join(misses))
     print(f"total {time.perf_counter() - t_start:.1f} s wall, {time.process_time() - c_start:.1f} s CPU "
