@@ -18,6 +18,7 @@ from ._spectral import nuclear_norm as nuclear_norm
 from ._spectral import schatten_norm as schatten_norm
 from ._spectral import spectral_function as spectral_function
 from ._spectral import spectral_norm as spectral_norm
+from ._split import truncated_split as truncated_split
 from ._svd import gaps as gaps
 from ._svd import svd as svd
 from ._svd import svdvals as svdvals
@@ -28,7 +29,6 @@ from ._ties import generalized_matrix_function as generalized_matrix_function
 from ._ties import polar as polar
 from ._ties import projectors as projectors
 from ._ties import truncate as truncate
-from ._ties import truncated_split as truncated_split
 from ._triplet import singular_triplet as singular_triplet
 
 try:

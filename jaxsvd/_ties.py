@@ -390,19 +390,66 @@ def _nan_unless_ok(x, ok):
     return jnp.where(ok[..., None, None], x, jnp.asarray(jnp.nan, x.dtype))
 
 
-def _multilinear(s, u, vt, hs, spec):
-    """D^p F[h_1, ..., h_p] = D^(p-1) c_p(h_1)[h_2, ..., h_p] (module doc)."""
+def _multilinear(s, u, vt, hs, spec, series=None, mask=True):
+    """D^p F[h_1, ..., h_p] = D^(p-1) c_p(h_1)[h_2, ..., h_p] (module doc), for the
+    series ``series(s, u, v, terms, spec, K)`` (default ``_f_series``; the truncated
+    split passes its own, jaxsvd/_split.py).  ``mask=False``: without the NaN of
+    ``_exists`` (a caller that differentiates this masks afterwards)."""
+    series = _f_series if series is None else series
     p = len(hs)
     v = mH(vt)
     m, n = u.shape[-2], v.shape[-2]
 
     def coef(h):
-        return _f_series(s, u, v, [h], spec, p)[p - 1]
+        return series(s, u, v, [h], spec, p)[p - 1]
 
     fn = coef
     for h in hs[1:]:
         fn = (lambda f, d: (lambda x: jax.jvp(f, (x,), (d,))[1]))(fn, h)
-    return _nan_unless_ok(fn(hs[0]), _exists(s, spec, m, n, p))
+    out = fn(hs[0])
+    return _nan_unless_ok(out, _exists(s, spec, m, n, p)) if mask else out
+
+
+def _directional_series(s, u, v, terms, hser, spec, K: int, series=None):
+    """Orders 1..K of x -> D^p F(A(x))[h_1(x), ..., h_p(x)], A(x) = a + sum_j
+    terms[j-1] x^j, h_i(x) = sum_j hser[i][j] x^j (unmasked): the coefficient of
+    l_1 .. l_p in F(A(x) + sum_i l_i h_i(x)); with l_i = x mu_i that is a single
+    path with terms B_k = A_k + sum_i mu_i h_(i,k-1), and order n of the
+    derivative is the mu_1 .. mu_p-multilinear part of order n + p."""
+    series = _f_series if series is None else series
+    p = len(hser)
+    if p == 0:
+        return series(s, u, v, terms, spec, K)
+    L = K + p
+    zero = jnp.zeros_like(hser[0][0])
+
+    def coefs(mu):
+        path = []
+        for k in range(1, L + 1):
+            b = terms[k - 1] if k <= len(terms) else zero
+            for i in range(p):
+                if k - 1 < len(hser[i]):
+                    b = b + like(mu[i], b) * hser[i][k - 1]
+            path.append(b)
+        return series(s, u, v, path, spec, L)[p:]
+
+    fn = coefs
+    for i in range(p):
+        # real mu: F is not holomorphic in a, so its multilinear parts are
+        # taken along real coefficients
+        e = jnp.zeros((p,), s.dtype).at[i].set(1.0)
+        fn = (lambda f, d: (lambda x: jax.jvp(f, (x,), (d,))[1]))(fn, e)
+    return fn(jnp.zeros((p,), s.dtype))
+
+
+def _grad_of_jet_marker(a):
+    """1 with a NaN derivative in ``a``.  Taylor coefficients written as jnp code on
+    the cached factorisation, whose tangents are not tracked, would give a silently
+    wrong derivative with respect to ``a`` (grad of jet: the basis's motion is
+    missed); multiplied by this they get NaN instead (the derivative in the terms
+    A_1.. stays exact)."""
+    x = a - lax.stop_gradient(a)
+    return 1 + jnp.sum(nan_unless(x, jnp.zeros(x.shape, bool), face="reverse") - x, axis=(-2, -1))
 
 
 # ---------------------------------------------------------------------------
@@ -534,36 +581,10 @@ def _taylor(primals_in, series_in, *, spec):
     v = mH(vt)
     y0 = tie_p.bind(a, s, u, vt, *params, *hs, spec=spec)
     spec = spec.bound(params)
-    if p == 0:
-        fs = _f_series(s, u, v, terms, spec, K)
-    else:
-        hser = [[h] + [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sh]
-                for h, sh in zip(hs, shs, strict=True)]
-        L = K + p
-
-        def coefs(mu):
-            path = []
-            for k in range(1, L + 1):
-                b = terms[k - 1] if k <= K else jnp.zeros_like(a)
-                for i in range(p):
-                    if k - 1 <= K:
-                        b = b + like(mu[i], a) * hser[i][k - 1]
-                path.append(b)
-            return _f_series(s, u, v, path, spec, L)[p:]
-
-        fn = coefs
-        for i in range(p):
-            # real mu: F is not holomorphic in a, so its multilinear parts are
-            # taken along real coefficients
-            e = jnp.zeros((p,), s.dtype).at[i].set(1.0)
-            fn = (lambda f, d: (lambda x: jax.jvp(f, (x,), (d,))[1]))(fn, e)
-        fs = fn(jnp.zeros((p,), s.dtype))
-    # These coefficients are jnp code on the cached factorisation, whose tangents
-    # are not tracked: a derivative of them with respect to ``a`` (grad of jet)
-    # would silently miss the basis's motion.  Make it NaN instead (value 1,
-    # derivative NaN; the derivative in the terms A_1.. stays exact).
-    x = a - lax.stop_gradient(a)
-    marker = 1 + jnp.sum(nan_unless(x, jnp.zeros(x.shape, bool), face="reverse") - x, axis=(-2, -1))
+    hser = [[h] + [jnp.broadcast_to(jnp.asarray(x, a.dtype), a.shape) for x in sh]
+            for h, sh in zip(hs, shs, strict=True)]
+    fs = _directional_series(s, u, v, terms, hser, spec, K)
+    marker = _grad_of_jet_marker(a)
     return y0, nan_where(moved, [_nan_unless_ok(f, _exists(s, spec, m, n, j + p)) * marker[..., None, None]
                                  for j, f in enumerate(fs, start=1)])
 
@@ -815,184 +836,3 @@ def generalized_matrix_function(g):
 
     F.__name__ = F.__qualname__ = f"generalized_matrix_function({name})"
     return F
-
-
-# ---------------------------------------------------------------------------
-# the truncated split (L, R) and its bond-gauge check
-# ---------------------------------------------------------------------------
-#
-# bond_check_p(tL, tR, L, R; face): identity on (tL, tR) in forward and Taylor
-# mode; its transpose (face "reverse") checks the cotangent (L_bar, R_bar) for
-# the necessary condition of invariance under the bond gauge L -> L Q,
-# R -> Q^H R at (L, R): with Q = I + W (W anti-Hermitian) the loss changes by
-# Re tr(Y W), Y = L_bar^T L - R R_bar^T, so the anti-Hermitian part of Y must
-# vanish -- condition R1 of jaxsvd/_gauge.py for the bond, with its tolerance
-# (``gauge_check_rtol``) relative to ||L_bar|| ||L|| + ||R_bar|| ||R||.  A
-# cotangent that fails it becomes NaN (``nan_unless``).
-
-bond_check_p = _compat.new_primitive("jaxsvd_bond_check", multiple_results=True)
-
-
-def _bond_keep(tl, tr, l, r):
-    """(...,) bool: the cotangent (tl, tr) passes the bond-gauge check at (l, r)."""
-    l, r = lax.stop_gradient(l), lax.stop_gradient(r)
-    y = mm(jnp.swapaxes(tl, -1, -2), l) - mm(r, jnp.swapaxes(tr, -1, -2))
-    dev = jnp.sqrt(jnp.sum(jnp.abs(y - mH(y)) ** 2, axis=(-2, -1)))
-    nrm = lambda x: jnp.sqrt(jnp.sum(jnp.abs(x) ** 2, axis=(-2, -1)))  # noqa: E731
-    m, n = l.shape[-2], r.shape[-1]
-    tol = gauge_check_rtol(real_dtype(l.dtype), m, n) * (nrm(tl) * nrm(l) + nrm(tr) * nrm(r))
-    return dev <= tol
-
-
-def _bond_impl(tl, tr, l, r, *, face):
-    if face == "forward":
-        return [tl, tr]
-    keep = _bond_keep(tl, tr, l, r)[..., None, None]
-    nan = jnp.asarray(jnp.nan, tl.dtype)
-    return [jnp.where(keep, tl, nan), jnp.where(keep, tr, nan)]
-
-
-def _bond_jvp(primals, tangents, *, face):
-    tl, tr, l, r = primals
-    y = bond_check_p.bind(*primals, face=face)
-    ts = [_compat.instantiate(t) for t in tangents[:2]]
-    if face == "forward":
-        return y, bond_check_p.bind(*ts, l, r, face="forward")
-    # the mask is decided by the primal cotangent (piecewise constant): apply it linearly
-    keep = _bond_keep(tl, tr, l, r)[..., None, None]
-    return y, [nan_unless(t, keep) for t in ts]
-
-
-def _bond_transpose(cts, tl, tr, l, r, *, face):
-    cts = [jnp.zeros(x.aval.shape, x.aval.dtype) if type(c) is _compat.Zero else c
-           for c, x in zip(cts, (tl, tr), strict=True)]
-    other = "reverse" if face == "forward" else "forward"
-    return [*bond_check_p.bind(*cts, l, r, face=other), None, None]
-
-
-def _bond_batch(args, dims, *, face):
-    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
-    moved = [jnp.moveaxis(x, d, 0) if d is not None else jnp.broadcast_to(x, (size,) + x.shape)
-             for x, d in zip(args, dims, strict=True)]
-    return bond_check_p.bind(*moved, face=face), [0, 0]
-
-
-def _bond_taylor(primals_in, series_in, *, face):
-    tl, tr, l, r = primals_in
-    y = bond_check_p.bind(*primals_in, face=face)
-    sl, sr = [[jnp.broadcast_to(jnp.asarray(x, p.dtype), p.shape) for x in s]
-              for s, p in zip(series_in[:2], (tl, tr), strict=True)]
-    if face == "forward":
-        return y, [sl, sr]
-    keep = _bond_keep(tl, tr, l, r)[..., None, None]
-    return y, [[nan_unless(x, keep) for x in sl], [nan_unless(x, keep) for x in sr]]
-
-
-bond_check_p.def_impl(partial(jax.jit, static_argnames=("face",))(_bond_impl))
-bond_check_p.def_abstract_eval(
-    lambda tl, tr, l, r, *, face: [_compat.ShapedArray(tl.shape, tl.dtype), _compat.ShapedArray(tr.shape, tr.dtype)])
-_compat.def_lowering_from_fun(bond_check_p, _bond_impl, multiple_results=True)
-_compat.def_batching(bond_check_p, _bond_batch)
-_compat.def_jvp(bond_check_p, _bond_jvp)
-_compat.def_transpose(bond_check_p, _bond_transpose)
-_compat.def_taylor(bond_check_p, _bond_taylor)
-
-
-@functools.lru_cache(maxsize=None)
-def _spec_power(k: int, p: float):
-    return _Spec("power", f"power_{k}_{p!r}", k=k, p=p)
-
-
-def _static_power(power) -> float:
-    if isinstance(power, (bool, complex)) or not isinstance(power, numbers.Real):
-        try:
-            concrete = isinstance(power, jax.Array) and not isinstance(power, _compat.Tracer)
-        except Exception:  # noqa: BLE001
-            concrete = False
-        if not (concrete and power.ndim == 0 and jnp.issubdtype(power.dtype, jnp.floating)):
-            raise TypeError(f"power must be a static real scalar (a Python float), got {power!r}")
-    p = float(power)
-    if not math.isfinite(p):
-        raise ValueError(f"power must be finite, got {p}")
-    return p
-
-
-def truncated_split(a, k: int, power=0.5):
-    r"""The truncated split of tensor-network algorithms: ``(L, R)`` with ``L @ R = truncate(a, k)``.
-
-    .. math::
-
-        L = U_k \,\mathrm{diag}(s_k^{p}) \;(\dots, m, k),\qquad
-        R = \mathrm{diag}(s_k^{1-p})\, V_k^H \;(\dots, k, n)
-
-    (``p = power``; ``p = 1/2`` is the symmetric split of TRG, CTMRG, PEPS).
-    ``L`` and ``R`` are unique only up to the *bond gauge*
-    ``L -> L Q, R -> Q^H R`` with ``Q`` orthogonal (unitary for complex input);
-    every tensor-network contraction, ``<T, L R>``, ``tr(L R L R)``, ``L L^H``,
-    ``R^H R`` ... is invariant under it.  The values returned are LAPACK's
-    ``U_k diag(s_k^p)``, ``diag(s_k^(1-p)) Vh_k``.
-
-    Derivatives (every mode: ``jvp``, ``grad``, ``hessian``, ``jet``, any
-    order) are those of one smooth gauge, the polar gauge about the returned
-    basis: ``L(a) = U_k D^p Q(a)`` with ``Q = M (M^H M)^(-1/2)``,
-    ``M = V_k(a)^H W``, ``W = V_k`` at the point (held fixed).  Written with
-    gauge-invariant functions only,
-
-    .. math::
-
-        L = F_p W N,\quad R = N W^H F_{-p}^H a,\quad
-        N = (W^H F_{-p}^H F_p W)^{-1/2},\quad F_q = U_k\,\mathrm{diag}(s_k^q)\,V_k^H,
-
-    where ``F_q`` is a generalized matrix function on the top k, exact through
-    ties like :func:`truncate` (near ties inside the top k merged,
-    ``eps**(1/9)``), and ``N`` the same for the k x k Hermitian matrix, ``I`` at
-    the point (one tied cluster); the series engine runs three times per split.
-    So a loss invariant under the bond gauge (on the whole bond) gets its exact
-    derivatives at generic points, exact ties inside the kept space and near
-    ties alike.  A loss that depends on the gauge gets the
-    derivative in this gauge (forward mode) or NaN (reverse mode, where the
-    cotangent fails the necessary check: the anti-Hermitian part of
-    ``L_bar^T L - R R_bar^T`` vanishes, to ``_gauge.gauge_check_rtol``).
-
-    NaN derivatives where the split is not differentiable: a tie at the cut
-    ``sigma_k = sigma_(k+1)``, and ``sigma_k = 0`` (within the degeneracy
-    tolerance of ``_spectrum.py``).
-
-    Args:
-      a: real or complex array ``(..., m, n)`` (float32/64, complex64/128).
-      k: static int, ``1 <= k <= min(m, n)``.
-      power: static real scalar ``p`` (default 0.5).
-
-    Returns:
-      ``(L, R)``: ``(..., m, k)`` and ``(..., k, n)``, dtype of ``a``.
-
-    Example:
-      >>> import jax, jax.numpy as jnp, jaxsvd
-      >>> c, s = jnp.cos(0.3), jnp.sin(0.3)
-      >>> a = jnp.array([[3 * c, -3 * s, 0.0], [3 * s, 3 * c, 0.0], [0.0, 0.0, 1.0]])  # sigma = 3, 3, 1
-      >>> t = jnp.arange(9.0).reshape(3, 3)
-      >>> loss = lambda a: jnp.sum(t * (lambda l, r: l @ r)(*jaxsvd.truncated_split(a, 2)))
-      >>> g = jax.grad(loss)(a)   # exact: the loss is <T, truncate(a, 2)>
-      >>> bool(jnp.allclose(g, jax.grad(lambda a: jnp.sum(t * jaxsvd.truncate(a, 2)))(a), atol=1e-5))
-      True
-    """
-    a = _checked(a)
-    m, n = a.shape[-2:]
-    k = _static_k(k, min(m, n))
-    p = _static_power(power)
-    s, u, vt = _factor(a)
-    fp = _apply(a, _spec_power(k, p), (s, u, vt))
-    fm = fp if p == 0.0 else _apply(a, _spec_power(k, -p), (s, u, vt))
-    w = mH(vt[..., :k, :])  # (n, k): V_k at the point, held fixed
-    fmh = mH(fm)
-    x = mm(mH(w), mm(fmh, mm(fp, w)))  # W^H P_V W = M^H M, = I at the point
-    nrt = _apply(x, _spec_power(k, -0.5))  # X^(-1/2): X Hermitian positive definite (at I: one tied cluster)
-    lc = mm(mm(fp, w), nrt)
-    rc = mm(nrt, mm(mH(w), mm(fmh, a)))
-    sk = s[..., :k]
-    l0 = u[..., :, :k] * like(sk ** p, u)[..., None, :]
-    r0 = like(sk ** (1.0 - p), vt)[..., :, None] * vt[..., :k, :]
-    lv = lc - lax.stop_gradient(lc) + l0
-    rv = rc - lax.stop_gradient(rc) + r0
-    out = bond_check_p.bind(lv, rv, l0, r0, face="forward")
-    return out[0], out[1]
