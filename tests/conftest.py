@@ -1,7 +1,16 @@
 """Test set-up, once: float64 available, strict dtype promotion, and no implicit
 rank promotion (arrays of different rank must be broadcast explicitly)."""
 
-import jax
+import os
+
+# One OpenBLAS thread per process (LAPACK behind XLA's CPU SVD comes from scipy's
+# OpenBLAS): with -n 2 on a busy 2-core machine its worker threads wait on each other
+# and one 64 x 64 SVD took 0.094 s instead of 0.0007 s (examples/trg_ising.py, measured
+# at load 6).  Set here, in the controller, before pytest-xdist starts its workers,
+# which inherit it; an explicit setting in the environment wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
