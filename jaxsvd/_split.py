@@ -168,7 +168,9 @@ def _forward(s, u, vt, hs, spec, mask=True):
 def _adjoint(a, s, u, vt, c, hs, spec):
     """grad_h Re <c, D^(q+1) P[h, h_1, ..., h_q]> (the vjp of the forward face's jnp code)."""
     m, n = a.shape[-2:]
-    h0 = jnp.zeros(c.shape[:-2] + (m, n), a.dtype)
+    # h0 varies along every manual mesh axis that a and c do: vjp with respect to an
+    # invariant input would sum the cotangent over those axes (inside shard_map)
+    h0 = _compat.match_varying(jnp.zeros(c.shape[:-2] + (m, n), a.dtype), a, c)[0]
     _, pull = jax.vjp(lambda h: _forward(s, u, vt, (h,) + tuple(hs), spec, mask=False), h0)
     return _nan_unless_ok(pull(c)[0], _exists(s, spec, m, n, len(hs) + 1))
 
@@ -254,7 +256,7 @@ def _taylor(primals_in, series_in, *, spec, face):
         f0 = _forward(s, u, vt, (h,) + tuple(hs), spec, mask=False)
         return [f0] + _directional_series(s, u, v, terms, [[h]] + hser, spec, K, series=_split_series)
 
-    h0 = jnp.zeros(a.shape, a.dtype)
+    h0 = _compat.match_varying(jnp.zeros(a.shape, a.dtype), a, c)[0]  # as in _adjoint
     _, pull = jax.vjp(coefs, h0)
     out = []
     for j in range(1, K + 1):

@@ -76,6 +76,8 @@ def _tie_functions():
         "truncate": lambda x: jaxsvd.truncate(x, 1),
         "projectors": lambda x: jaxsvd.projectors(x, 1),
         "generalized_matrix_function": jaxsvd.generalized_matrix_function(jnp.tanh),
+        # bond-gauge-invariant contractions (L, R themselves carry the backend's signs)
+        "truncated_split": lambda x: (lambda lf, rt: (lf @ rt, lf @ lf.T, rt.T @ rt))(*jaxsvd.truncated_split(x, 1)),
     }
 
 
