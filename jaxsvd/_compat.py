@@ -408,6 +408,21 @@ def def_batching(prim: Primitive, rule) -> None:
     batching.primitive_batchers[prim] = rule
 
 
+def def_rules(prim: Primitive, *, impl, abstract, static_argnames, jvp, transpose, taylor,
+              multiple_results: bool = False, out_dims=0) -> None:
+    """Every rule of a primitive whose impl is jnp code on operands with leading
+    batch dimensions: primal (jitted, ``static_argnames`` its params), abstract
+    eval, lowering from the impl, batching (:func:`def_batching_leading`), JVP,
+    transpose, Taylor."""
+    prim.def_impl(jax.jit(impl, static_argnames=static_argnames))
+    prim.def_abstract_eval(abstract)
+    def_lowering_from_fun(prim, impl, multiple_results=multiple_results)
+    def_batching_leading(prim, out_dims)
+    def_jvp(prim, jvp)
+    def_transpose(prim, transpose)
+    def_taylor(prim, taylor)
+
+
 def def_batching_leading(prim: Primitive, out_dims=0) -> None:
     """The batching rule of a primitive whose impl takes any leading batch
     dimensions (all operands alike): move each batched operand's axis to the

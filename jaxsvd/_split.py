@@ -66,7 +66,6 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -265,13 +264,8 @@ def _taylor(primals_in, series_in, *, spec, face):
     return y0, out
 
 
-split_p.def_impl(partial(jax.jit, static_argnames=("spec", "face"))(_impl))
-split_p.def_abstract_eval(_abstract)
-_compat.def_lowering_from_fun(split_p, _impl, multiple_results=False)
-_compat.def_batching_leading(split_p)
-_compat.def_jvp(split_p, _jvp)
-_compat.def_transpose(split_p, _transpose)
-_compat.def_taylor(split_p, _taylor)
+_compat.def_rules(split_p, impl=_impl, abstract=_abstract, static_argnames=("spec", "face"), jvp=_jvp,
+                  transpose=_transpose, taylor=_taylor)
 
 
 # ---------------------------------------------------------------------------
@@ -331,15 +325,10 @@ def _bond_taylor(primals_in, series_in, *, face):
     return y, [[nan_unless(x, keep) for x in sl], [nan_unless(x, keep) for x in sr]]
 
 
-bond_check_p.def_impl(partial(jax.jit, static_argnames=("face",))(_bond_impl))
-bond_check_p.def_abstract_eval(
-    lambda tlf, tr, lf, r, same, *, face: [_compat.ShapedArray(tlf.shape, tlf.dtype),
-                                         _compat.ShapedArray(tr.shape, tr.dtype)])
-_compat.def_lowering_from_fun(bond_check_p, _bond_impl, multiple_results=True)
-_compat.def_batching_leading(bond_check_p, [0, 0])
-_compat.def_jvp(bond_check_p, _bond_jvp)
-_compat.def_transpose(bond_check_p, _bond_transpose)
-_compat.def_taylor(bond_check_p, _bond_taylor)
+_compat.def_rules(
+    bond_check_p, impl=_bond_impl, static_argnames=("face",), jvp=_bond_jvp, transpose=_bond_transpose,
+    taylor=_bond_taylor, multiple_results=True, out_dims=[0, 0],
+    abstract=lambda tlf, tr, lf, r, same, *, face: [_compat.ShapedArray(x.shape, x.dtype) for x in (tlf, tr)])
 
 
 # ---------------------------------------------------------------------------

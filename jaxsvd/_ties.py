@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import functools
 import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -589,13 +588,8 @@ def _taylor(primals_in, series_in, *, spec):
 # registration
 # ---------------------------------------------------------------------------
 
-tie_p.def_impl(partial(jax.jit, static_argnames=("spec",))(_impl))
-tie_p.def_abstract_eval(_abstract)
-_compat.def_lowering_from_fun(tie_p, _impl, multiple_results=False)
-_compat.def_batching_leading(tie_p)
-_compat.def_jvp(tie_p, _jvp)
-_compat.def_transpose(tie_p, _transpose)
-_compat.def_taylor(tie_p, _taylor)
+_compat.def_rules(tie_p, impl=_impl, abstract=_abstract, static_argnames=("spec",), jvp=_jvp,
+                  transpose=_transpose, taylor=_taylor)
 
 
 # ---------------------------------------------------------------------------
