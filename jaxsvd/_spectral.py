@@ -62,7 +62,7 @@ from ._branches import branch_coefficients
 from ._nanmask import nan_unless
 from ._series import branch_series, like, mH, mm
 from ._spectrum import degeneracy_tol, degenerate, spectral_pairs
-from ._svd import as_matrix, real_dtype, static_int, svd_p
+from ._svd import as_matrix, lapack_svd, real_dtype, static_int, svd_p
 from ._userfn import as_param, check, moving_params, nan_where, over_batch, param_derivative, user_jet
 
 # ---------------------------------------------------------------------------
@@ -170,12 +170,12 @@ spectral_grad_p = _compat.new_primitive("jaxsvd_spectral_grad")
 
 
 def _value_impl(a, *params, spec):
-    s = lax.linalg.svd(a, full_matrices=False, compute_uv=False)
+    s = lapack_svd(a, full_matrices=False, compute_uv=False)
     return spec.bound(params).value(s)
 
 
 def _grad_impl(a, *params, spec):
-    u, s, vt = lax.linalg.svd(a, full_matrices=False, compute_uv=True)
+    u, s, vt = lapack_svd(a, full_matrices=False, compute_uv=True)
     return mm(_scale_cols(u, spec.bound(params).grad(s)), vt)
 
 

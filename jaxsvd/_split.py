@@ -153,8 +153,10 @@ def _split_series(s, u, v, terms, spec, K: int):
 def _value(s, u, vt, spec):
     k = spec.k
     sk = s[..., :k]
-    lv = u[..., :, :k] * like(_spec(k, spec.p).values(sk), u)[..., None, :]
-    rh = mH(vt[..., :k, :]) * like(_spec(k, 1.0 - spec.p).values(sk), u)[..., None, :]
+    # s**q itself (0**0 = 1: a padded bond's U_k stays an isometry at p = 0; 0**-q = inf);
+    # the derivatives are NaN at sigma_k = 0 (_exists)
+    lv = u[..., :, :k] * like(sk ** spec.p, u)[..., None, :]
+    rh = mH(vt[..., :k, :]) * like(sk ** (1.0 - spec.p), u)[..., None, :]
     return jnp.concatenate([lv, rh], axis=-2)
 
 

@@ -67,7 +67,9 @@ _JNP_SVDVALS = jnp.linalg.svdvals
 def static_int(k, name: str = "k") -> int:
     """A static Python int (numpy and other exact integers accepted); TypeError
     naming ``name`` for anything else (bools, 1.5, traced values)."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+    if isinstance(k, (bool, jnp.bool_)):
+        raise TypeError(f"{name} must be a static Python int, got {k!r}")
+    if not isinstance(k, numbers.Integral):
         try:
             k2 = int(k)
         except Exception:  # noqa: BLE001
@@ -93,11 +95,20 @@ def _inexact(dtype):
 svd_p = _compat.new_primitive("jaxsvd_svd", multiple_results=True)
 
 
+def lapack_svd(a, **kwargs):
+    """``lax.linalg.svd`` with infinite entries replaced by NaN first: LAPACK's SVD
+    (CPU, jaxlib 0.10) never returns on a matrix with an inf entry (``jnp.linalg.svd``
+    hangs the same way), and NaN input gives NaN output.  Every jaxsvd SVD of a
+    user's matrix goes through here."""
+    a = jnp.where(jnp.isinf(a), jnp.asarray(jnp.nan, a.dtype), a)
+    return lax.linalg.svd(a, **kwargs)
+
+
 def _svd_impl(a, *, full_matrices, compute_uv, masked):
     del masked
     if not compute_uv:
-        return [lax.linalg.svd(a, full_matrices=False, compute_uv=False)]
-    u, s, vt = lax.linalg.svd(a, full_matrices=full_matrices, compute_uv=True)
+        return [lapack_svd(a, full_matrices=False, compute_uv=False)]
+    u, s, vt = lapack_svd(a, full_matrices=full_matrices, compute_uv=True)
     return [s, u, vt]
 
 
@@ -270,7 +281,7 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
     if 0 in a.shape[-2:]:
         # empty: nothing to differentiate; the call jnp.linalg.svd makes, lax.linalg.svd
         # (not jnp.linalg.svd itself, which a program may have replaced by this function)
-        out = lax.linalg.svd(lax.stop_gradient(a), full_matrices=full_matrices, compute_uv=compute_uv)
+        out = lapack_svd(lax.stop_gradient(a), full_matrices=full_matrices, compute_uv=compute_uv)
         if not compute_uv:
             return out
         u, s, vt = out

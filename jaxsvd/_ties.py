@@ -87,7 +87,7 @@ from . import _compat
 from ._nanmask import nan_unless
 from ._series import like, mH, mm, svd_series
 from ._spectrum import degeneracy_tol, near_cluster_ids, tie_merge_rtol
-from ._svd import as_matrix, real_dtype, static_int
+from ._svd import as_matrix, lapack_svd, real_dtype, static_int
 from ._userfn import as_param, check, moving_params, nan_where, over_batch, param_derivative, user_jet
 
 #: Taylor terms of g beyond the order inside a merged near-tie cluster
@@ -605,7 +605,7 @@ def _checked(a):
 
 
 def _factor(a):
-    u, s, vt = lax.linalg.svd(lax.stop_gradient(a), full_matrices=False)
+    u, s, vt = lapack_svd(lax.stop_gradient(a), full_matrices=False)
     return s, u, vt
 
 

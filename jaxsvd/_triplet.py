@@ -15,18 +15,17 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from . import _compat
 from ._series import svd_series
-from ._svd import as_matrix, basis, real_dtype
+from ._svd import as_matrix, basis, lapack_svd, real_dtype
 
 triplet_p = _compat.new_primitive("jaxsvd_singular_triplet", multiple_results=True)
 
 
 def _impl(a, *, k):
     # the same LAPACK call as svd_p's thin SVD, so XLA can share it under jit
-    u, s, vt = lax.linalg.svd(a, full_matrices=False, compute_uv=True)
+    u, s, vt = lapack_svd(a, full_matrices=False, compute_uv=True)
     return [s[..., k], u[..., :, k], jnp.conj(vt[..., k, :])]  # v_k = conj(row k of V^H)
 
 

@@ -344,6 +344,16 @@ def test_values_and_bad_input():
         jaxsvd.truncated_split(a, 2, power=float("nan"))
     with pytest.raises(ValueError, match="dimensions"):
         jaxsvd.truncated_split(jnp.ones(3), 1)
+    with pytest.raises(TypeError, match="static Python int"):
+        jaxsvd.truncated_split(a, True)
+    # an infinite entry: NaN out (LAPACK's SVD never returns on inf; replaced by NaN first)
+    l, r = jaxsvd.truncated_split(a[0].at[0, 0].set(jnp.inf), 2)
+    assert bool(jnp.all(jnp.isnan(l))) and bool(jnp.all(jnp.isnan(r)))
+    # a padded bond (k above the rank): the values are s**p, so at p = 0 L = U_k is an isometry
+    pad = jnp.asarray([[2.0, 1.0, 0.0], [1.0, 3.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    l0, r1 = jaxsvd.truncated_split(pad, 3, power=0.0)[0], jaxsvd.truncated_split(pad, 3, power=1.0)[1]
+    np.testing.assert_allclose(l0.T @ l0, np.eye(3), atol=1e-14)
+    np.testing.assert_allclose(r1 @ r1.T, np.eye(3), atol=1e-14)
 
 
 @pytest.mark.slow
