@@ -7,12 +7,17 @@ Nothing here calls jaxsvd: these are the oracles.
 from __future__ import annotations
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 SHAPES = [(5, 3), (3, 5), (4, 4)]  # tall, wide, square
+
+# A guard against a hung subprocess, never a measurement: generous enough for a
+# 2-core machine at load 6 (CI's budget is 90 minutes; these take 10-60 s quiet).
+SUBPROCESS_TIMEOUT = 1800
 
 
 def rtol(dtype) -> float:
@@ -101,3 +106,52 @@ def sign_fix(u, v):
 def max_rel_err(x, ref) -> float:
     x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
     return float(np.max(np.abs(x - ref)) / max(np.max(np.abs(ref)), 1e-300))
+
+
+_FD_LAST: list = []
+
+
+def richardson(fn, step: float, order: int = 1):
+    """A decisive finite-difference reference: d^order/dt^order fn(t) at t = 0.
+
+    ``fn`` maps a Python float t to an array (numpy or JAX).  Central differences
+    D(s) (first or second order, truncation error c2 s^2 + c4 s^4 + ...) at the steps
+    s = step, step/2, step/4 are Richardson-extrapolated, R(s) = (4 D(s/2) - D(s)) / 3
+    (error O(s^4)); the value returned is R(step/2) and the error estimate is
+    |R(step) - R(step/2)| (R(step)'s truncation error is 16x R(step/2)'s) plus the
+    rounding bound 10 eps max|fn| / (step/4)^order (x 4 for the second difference),
+    elementwise.  Returns ``(value, err)`` as float64 numpy arrays; a test asserts
+    its tolerance is >= 10 x err before it compares (so a coarse reference fails as
+    such, not as a wrong library).
+    """
+    def d(s):
+        fp, fm = np.asarray(fn(s), np.float64), np.asarray(fn(-s), np.float64)
+        if order == 1:
+            return (fp - fm) / (2 * s), max(np.max(np.abs(fp)), np.max(np.abs(fm)))
+        f0 = np.asarray(fn(0.0), np.float64)
+        return (fp - 2 * f0 + fm) / s ** 2, max(np.max(np.abs(fp)), np.max(np.abs(f0)))
+
+    (d1, m1), (d2, m2), (d4, m4) = d(step), d(step / 2), d(step / 4)
+    r1, r2 = (4 * d2 - d1) / 3, (4 * d4 - d2) / 3
+    eps = np.finfo(np.float64).eps
+    rounding = 10 * eps * max(m1, m2, m4) / (step / 4) ** order * (1 if order == 1 else 4)
+    # the plain central difference's own error, for the audit (JAXSVD_FD_AUDIT=1)
+    _FD_LAST[:] = [float(np.max(np.abs(d1 - r2))), float(np.max(np.abs(r2))), step, order]
+    return r2, np.abs(r1 - r2) + rounding
+
+
+def assert_fd_close(got, fd, tol: float, *, rel: bool = True, floor: float = 0.0):
+    """|got - value| <= tol (x max|value| if rel, at least ``floor``), after checking
+    that the reference ``fd = (value, err)`` from :func:`richardson` is decisive:
+    10 x its error estimate below the tolerance."""
+    value, err = fd
+    got = np.asarray(got, np.float64)
+    scale = max(float(np.max(np.abs(value))), floor) if rel else 1.0
+    bound = tol * scale
+    assert 10 * float(np.max(err)) <= bound, f"reference too coarse: err {np.max(err):.2e} vs bound {bound:.2e}"
+    diff = float(np.max(np.abs(got - value)))
+    if os.environ.get("JAXSVD_FD_AUDIT"):
+        plain, ref, step, order = _FD_LAST
+        print(f"\nFD-AUDIT step={step:g} order={order} plain-diff-err={plain:.2e} |ref|={ref:.2e} "
+              f"richardson-err={np.max(err):.2e} bound={bound:.2e} |got-ref|={diff:.2e}")
+    assert diff <= bound, f"|got - ref| = {diff:.3e} > {bound:.3e} (ref err {np.max(err):.1e})"

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import gaussian, max_rel_err
+from helpers import SUBPROCESS_TIMEOUT, gaussian, max_rel_err
 
 import jaxsvd
 from jaxsvd._cli import main
@@ -31,7 +31,7 @@ def demo_run(tmp_path_factory):
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     return proc, out / "figs"
 

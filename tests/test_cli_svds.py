@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import gaussian
+from helpers import SUBPROCESS_TIMEOUT, gaussian
 
 from jaxsvd._cli import main
 
@@ -45,6 +45,6 @@ def test_svds_missing_file_and_subprocess(tmp_path):
     assert main(["svds", "--matrix", str(tmp_path / "nope.npy"), "--k", "1"]) == 2
     np.save(tmp_path / "a.npy", np.diag([3.0, 2.0, 1.0]))
     r = subprocess.run([sys.executable, "-m", "jaxsvd", "svds", "--matrix", str(tmp_path / "a.npy"), "--k", "2",
-                        "--json"], capture_output=True, text=True, timeout=300)
+                        "--json"], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert r.returncode == 0, r.stderr
     np.testing.assert_allclose(json.loads(r.stdout)["singular_values"], [3.0, 2.0], rtol=1e-12)

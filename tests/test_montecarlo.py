@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import max_rel_err, nested_jvp_derivatives
+from helpers import SUBPROCESS_TIMEOUT, max_rel_err, nested_jvp_derivatives
 
 import jaxsvd
 import jaxsvd.montecarlo as mc
@@ -163,7 +163,7 @@ def test_four_device_mesh_matches_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_ENABLE_X64="1",
                JAX_PLATFORMS="cpu", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     for ens in ("gaussian", "wishart"):
@@ -453,7 +453,7 @@ def test_example_runs(tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "montecarlo_sensitivity.py"),
                            "--num", "200", "--bins", "4", "--out", str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fitted slope" in proc.stdout
     assert {"gaussian.npz", "uniform.npz", "hist_gaussian.png", "hist_uniform.png",

@@ -11,12 +11,14 @@ import math
 
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import pytest
+from _ref_ties import DPS, STEP, _mp, mp_gmf
+from helpers import assert_fd_close, gaussian, max_rel_err, richardson, with_singular_values
 from jax.experimental import jet
 
 import jaxsvd
-from helpers import gaussian, max_rel_err, with_singular_values
 
 G = {
     "relu": lambda s, t: jax.nn.relu(s - t),
@@ -70,9 +72,42 @@ def test_gmf_generic_against_jnp(name, second):
         assert max_rel_err(got[k], ref[k]) < 1e-10, (name, k)
 
 
-def _fd_checks(F, a, t, h, w, second, eps=1e-4):
+# the same g in mpmath (jax.nn.gelu is the tanh approximation by default)
+G_MP = {
+    "relu": lambda s, t: max(s - t, 0),
+    "softplus": lambda s, t: mpmath.log(1 + mpmath.exp(3 * (s - t))),
+    "gelu": lambda s, t: (s - t) / 2 * (1 + mpmath.tanh(mpmath.sqrt(2 / mpmath.pi)
+                                                          * ((s - t) + mpmath.mpf("0.044715") * (s - t) ** 3))),
+    "logaddexp": lambda s, t: mpmath.log(mpmath.exp(s) + mpmath.exp(t)),
+}
+
+
+def _mp_checks(name, a, t, h, w, second):
+    """The references of :func:`_ours_checks` from mpmath's SVD at 50 digits: the
+    derivatives along (h, 1) in (a, tau) of F and of the loss sum(sin(F) w) by central
+    differences with step 1e-12 (error ~1e-24; F is smooth through the tie)."""
+    with mpmath.workdps(DPS):
+        A, H, W = _mp(a), _mp(h), _mp(w)
+        g = G_MP[name]
+
+        def F(x):
+            return mp_gmf(A + x * H, lambda s: g(s, mpmath.mpf(t) + x))
+
+        def loss(x):
+            f = F(x)
+            return mpmath.fsum(mpmath.sin(f[i, j]) * W[i, j] for i in range(f.rows) for j in range(f.cols))
+
+        e = STEP
+        out = [np.array(((F(e) - F(-e)) / (2 * e)).tolist(), np.float64),
+               float((loss(e) - loss(-e)) / (2 * e))]
+        if second:
+            out.append(float((loss(e) - 2 * loss(0) + loss(-e)) / e ** 2))
+        return out
+
+
+def _ours_checks(F, a, t, h, w, second):
     """jvp, directional grad and (second) the second derivative of the loss along
-    (h, 1) in (a, tau), ours against central differences of F and of the loss."""
+    (h, 1) in (a, tau)."""
     def loss(a, t):
         return jnp.sum(jnp.sin(F(a, t)) * w)
 
@@ -85,16 +120,7 @@ def _fd_checks(F, a, t, h, w, second, eps=1e-4):
             out.append(jnp.sum(ha * h) + ht)
         return out
 
-    @jax.jit
-    def fds(a, t):
-        e = eps
-        out = [(F(a + e * h, t + e) - F(a - e * h, t - e)) / (2 * e),
-               (loss(a + e * h, t + e) - loss(a - e * h, t - e)) / (2 * e)]
-        if second:
-            out.append((loss(a + e * h, t + e) - 2 * loss(a, t) + loss(a - e * h, t - e)) / e ** 2)
-        return out
-
-    return ours(a, t), fds(a, t)
+    return ours(a, t)
 
 
 @pytest.mark.parametrize("name, sv, tau, second", [
@@ -103,13 +129,18 @@ def _fd_checks(F, a, t, h, w, second, eps=1e-4):
     ("relu", [1.2, 1.2, 1.2], 0.5, False),       # identity-like: all tied, threshold below
     ("logaddexp", [1.2, 1.2, 1.2], 0.5, False),
 ])
-def test_gmf_at_ties_against_finite_differences(name, sv, tau, second):
+def test_gmf_at_ties_against_mpmath(name, sv, tau, second):
+    # Reference: 50-digit differences (error ~1e-24).  The float64 central differences
+    # this test used before (step 1e-4) carry a rounding error ~4 eps |loss| / e^2 ~ 1e-6
+    # in the second derivative, the size of the old tolerance: at softplus they were
+    # 1.2e-6 off while ours agrees with mpmath to 3e-14.
     a = with_singular_values(4, 3, sv, seed=4)
     h, w = gaussian((4, 3), 5), gaussian((4, 3), 6)
     F = jaxsvd.generalized_matrix_function(G[name])
-    ours, fds = _fd_checks(F, a, jnp.asarray(tau), h, w, second)
-    for x, y in zip(ours, fds, strict=True):
-        assert max_rel_err(x, y) < 1e-6, name
+    ours = _ours_checks(F, a, jnp.asarray(tau), h, w, second)
+    refs = _mp_checks(name, a, tau, h, w, second)
+    for x, y in zip(ours, refs, strict=True):
+        assert max_rel_err(x, y) < 1e-10, name
 
 
 def test_threshold_traced_without_recompiling_and_learnable():
@@ -140,9 +171,9 @@ def test_threshold_traced_without_recompiling_and_learnable():
     assert len(S_traces) == 1
     ref = spec_ref(lambda s, t: jnp.sum(jax.nn.relu(s - t) ** 2))
     for t, (v, g) in zip(ts, outs, strict=True):
-        e = 1e-6
-        fd = (ref(a, t + e) - ref(a, t - e)) / (2 * e)
-        assert abs(float(v) - float(ref(a, t))) < 1e-12 and abs(float(g) - float(fd)) < 1e-7
+        fd = richardson(lambda e, t=t: ref(a, t + e), 1e-3)
+        assert abs(float(v) - float(ref(a, t))) < 1e-12
+        assert_fd_close(g, fd, 1e-7, rel=False)
 
 
 def test_kink_window_float32_and_float64():
@@ -256,13 +287,12 @@ def test_spectral_at_a_tie_against_finite_differences():
     a = with_singular_values(4, 3, [1.5, 1.5, 0.6], seed=22)
     h = gaussian((4, 3), 23)
     F = jaxsvd.spectral_function(S["softplus"])
-    t, e = 1.0, 1e-4
+    t = 1.0
     hv = jax.jit(lambda a, t: jax.jvp(lambda x: jax.grad(F)(x, t), (a,), (h,))[1])(a, t)
     htt = jax.grad(jax.grad(F, 1), 1)(a, t)
-    fd_hh = (F(a + e * h, t) - 2 * F(a, t) + F(a - e * h, t)) / e ** 2
-    fd_tt = (F(a, t + e) - 2 * F(a, t) + F(a, t - e)) / e ** 2
-    assert abs(float(jnp.sum(hv * h) - fd_hh)) < 1e-6 * abs(float(fd_hh))
-    assert abs(float(htt - fd_tt)) < 1e-6 * abs(float(fd_tt))
+    # Richardson-extrapolated second differences (float64; F is smooth through the tie)
+    assert_fd_close(jnp.sum(hv * h), richardson(lambda e: F(a + e * h, t), 1e-2, order=2), 1e-6)
+    assert_fd_close(htt, richardson(lambda e: F(a, t + e), 1e-2, order=2), 1e-6)
 
 
 # ---------------------------------------------------------------------------
