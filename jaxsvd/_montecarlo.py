@@ -12,7 +12,9 @@ direction key ``fold_in(k_i, 1)`` are derived.  Keys are never split per
 chunk, and ``A_i``, ``H_i`` can be regenerated at any time from the key
 (``SensitivityResult.matrices`` / ``.directions``) instead of being stored.
 The derivatives are computed ``_inner_size(shape)`` samples at a time (one
-vmapped step of a ``lax.map``; the step size depends on the shape only), so
+vmapped step of a ``lax.map``; the step size depends on the shape only, and keeps
+one batched LAPACK SVD of the step under jaxlib's inline bound, which a
+multi-device CPU mesh needs: see ``_LAPACK_INLINE_FLOPS``), so
 the compiled arithmetic a sample goes through is the same whatever
 ``batch_size``, ``num`` or the mesh: the numbers are bitwise the same on a given
 backend and device kind.  (Vectorising over the whole chunk instead lets XLA
@@ -215,11 +217,24 @@ def _chunk_local(key, idx, fixed_h, *, ensemble, direction, shape, order, dtype)
     return _derivatives_in_steps(a, h, order)  # (B, order+1, r)
 
 
+# jaxlib's CPU LAPACK kernels (jaxlib/cpu/lapack_kernels.cc, ``ParallelBatchMap``)
+# split a batched SVD over XLA's intra-op thread pool when batch x 10 m n min(m, n)
+# reaches 2e5 flops, and the pool thread that called the kernel then *blocks* until
+# the pieces finish.  With a mesh of more CPU devices than pool threads, every pool
+# thread ends up blocked in such a wait while the pieces sit in the queue behind
+# them: a deadlock (all threads in futex_wait, CPU idle; measured: 4 virtual devices,
+# 6 x 10, order 4).  Below the bound the kernel runs the batch inline on its thread.
+_LAPACK_INLINE_FLOPS = 200_000
+
+
 def _inner_size(shape) -> int:
-    """Samples per vectorised step: a function of the shape only (8 .. 256,
-    about 64k matrix entries per step), never of ``batch_size`` or the mesh."""
+    """Samples per vectorised step: a function of the shape only (1 .. 256,
+    about 64k matrix entries per step, and few enough that one batched LAPACK SVD
+    of the step runs inline: see ``_LAPACK_INLINE_FLOPS``), never of
+    ``batch_size`` or the mesh."""
     m, n = shape
-    return max(8, min(256, 65536 // (m * n)))
+    inline = max(1, (_LAPACK_INLINE_FLOPS - 1) // (10 * m * n * min(m, n)))
+    return max(1, min(256, 65536 // (m * n), inline))
 
 
 def _derivatives_in_steps(a, h, order):

@@ -159,6 +159,39 @@ _SHARDED = textwrap.dedent("""
 """)
 
 
+_LAPACK_POOL = textwrap.dedent("""
+    import json, jax, numpy as np
+    from jax.sharding import Mesh
+    import jaxsvd.montecarlo as mc
+    mesh = Mesh(np.array(jax.devices()), ("d",))
+    key = jax.random.key(3)
+    # 6 x 10: a step of batched SVDs above jaxlib's inline bound used to deadlock the
+    # CPU thread pool with four devices (every pool thread blocked in ParallelBatchMap)
+    runs = [mc.sensitivity(key, (6, 10), 1500, order=2, mesh=mesh, progress=False).derivatives
+            for _ in range(3)]
+    one = mc.sensitivity(key, (6, 10), 1500, order=2, progress=False).derivatives
+    print(json.dumps({"equal": [bool(np.array_equal(r, one, equal_nan=True)) for r in runs],
+                      "finite": bool(np.isfinite(one).all())}))
+""")
+
+
+def test_four_device_mesh_default_pool_no_deadlock():
+    """The default CPU thread pool (no NPROC), four virtual devices, batched SVDs
+    above jaxlib's inline bound: three runs finish and equal one device bitwise.
+    The timeout only turns a hang into a failure (measured: ~20 s quiet)."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_ENABLE_X64="1",
+               JAX_PLATFORMS="cpu", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("NPROC", None)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _LAPACK_POOL], env=env, capture_output=True, text=True,
+                              timeout=900)
+    except subprocess.TimeoutExpired:
+        pytest.fail("sensitivity over a 4-device CPU mesh did not finish in 900 s: the LAPACK pool deadlock")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"equal": [True, True, True], "finite": True}
+
+
 def test_four_device_mesh_matches_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_ENABLE_X64="1",
                JAX_PLATFORMS="cpu", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
