@@ -47,6 +47,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     p.add_argument("--dtype", default="float64", help="float32 or float64 (default float64)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="persist each finished chunk in DIR; rerun the same command to resume")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.set_defaults(func=run)
     return p
@@ -122,8 +124,8 @@ def run(args) -> int:
     try:
         res = sensitivity(jax.random.key(args.seed), shape, args.num, ensemble=args.ensemble,
                           direction=direction, order=args.order, batch_size=args.batch_size,
-                          progress=not args.no_progress, dtype=args.dtype)
-    except (ValueError, TypeError) as e:
+                          progress=not args.no_progress, dtype=args.dtype, checkpoint=args.checkpoint)
+    except (ValueError, TypeError, OSError) as e:
         return _fail(str(e))
 
     try:
