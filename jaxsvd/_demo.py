@@ -121,6 +121,23 @@ def _taylor_tol(j: int) -> float:
 CASE_STEPS = 5  # calls of ``step`` in one compute_case (for a progress bar's total)
 
 
+def _all_hessians(a, ks):
+    """The closed-form Hessians of sigma_k, k in ``ks``, stacked: one jitted function for every
+    call (a new ``jax.jit(lambda ...)`` per matrix recompiled each time: ``check --count 50``)."""
+    global _ALL_H
+    if _ALL_H is None:
+        import jax
+        import jax.numpy as jnp
+
+        import jaxsvd
+
+        _ALL_H = jax.jit(lambda x, ks: jnp.stack([jaxsvd.hessian(x, k) for k in ks]), static_argnums=1)
+    return _ALL_H(a, ks)
+
+
+_ALL_H = None
+
+
 def compute_case(a, h, order: int, *, full_hessian: bool = True, step=None):
     """Everything the demo / check / figures need for one matrix, as numpy arrays.
 
@@ -148,8 +165,7 @@ def compute_case(a, h, order: int, *, full_hessian: bool = True, step=None):
     ks = list(range(r)) if full_hessian else sorted({0, r // 2, r - 1})
     step("Hessian (closed form)")
     if full_hessian:
-        all_h = jax.jit(lambda x: jnp.stack([jaxsvd.hessian(x, k) for k in ks]))
-        out["hess"] = np.asarray(all_h(a_j))
+        out["hess"] = np.asarray(_all_hessians(a_j, tuple(ks)))
         out["hess_vec0"] = np.asarray(jaxsvd.hessian(a_j, 0, layout="vec"))
         step("Hessian (autodiff through jnp.linalg.svd)")
         out["hess_ref"] = np.asarray(hess_ref(a_j))
