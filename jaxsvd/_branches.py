@@ -308,9 +308,7 @@ def branches(a, h, order):
             "(exact where the singular values are simple) or a spectral function's jet")
     if h.shape != a.shape:
         raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
-    order = static_int(order, "order")
-    if order < 0:
-        raise ValueError(f"order must be >= 0, got {order}")
+    order = static_int(order, "order", low=0)
     h = h.astype(a.dtype)
     if 0 in a.shape[-2:]:
         r = min(a.shape[-2:])

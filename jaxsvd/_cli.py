@@ -467,7 +467,7 @@ def _cmd_hessian(args) -> int:
 
     a = load_matrix(args.matrix, args.array)
     r = min(a.shape)
-    if not -r <= args.k < r:
+    if not 0 <= args.k < r:
         raise CLIError(f"--k {args.k} is out of range for a {a.shape[0]}x{a.shape[1]} matrix (0..{r - 1})")
     hess = np.asarray(jaxsvd.hessian(jnp.asarray(a), args.k, layout=args.layout))
     out = Path(args.out)

@@ -40,7 +40,6 @@ the Hessian / HVP are NaN.
 
 from __future__ import annotations
 
-import operator
 from functools import partial
 
 import jax
@@ -49,22 +48,14 @@ from jax import lax
 
 from ._series import mm, mT
 from ._spectrum import pair_structure
-from ._svd import as_matrix, svd
+from ._svd import as_matrix, static_int, svd
 
 _LAYOUTS = ("tensor", "vec")
 _HIGHEST = lax.Precision.HIGHEST
 
 
 def _static_index(k, r: int) -> int:
-    if isinstance(k, bool):
-        raise TypeError(f"k must be a static Python int, got {k!r}")
-    try:
-        k = operator.index(k)  # Python and numpy integers; not floats or tracers
-    except TypeError:
-        raise TypeError(f"k must be a static Python int, got {k!r}") from None
-    if not -r <= k < r:
-        raise ValueError(f"k={k} is out of range for a matrix with min(m, n) = {r} singular values")
-    return k % r
+    return static_int(k, "k", low=0, high=r - 1, high_name="min(m, n) - 1")
 
 
 def _check_2d(a, name="a"):
@@ -212,8 +203,8 @@ def hessian(a, k: int, layout: str = "tensor"):
 
     Args:
       a: real 2-D array ``(m, n)`` (``jax.vmap`` for batches).
-      k: static index of the singular value, 0-based in descending order;
-        ``-r <= k < r``.
+      k: static int index of the singular value, 0-based in descending order;
+        ``0 <= k < r`` (no negative indexing: ValueError).
       layout: ``"tensor"`` for shape ``(m, n, m, n)``, or ``"vec"`` for the
         ``(m*n, m*n)`` matrix in the column-major vec convention of the seed
         paper: ``hessian(a, k, "vec")[p + q*m, p' + q'*m] = Hess[p, q, p', q']``.
@@ -282,7 +273,7 @@ def hvp(a, k: int, h):
 
     Args:
       a: real 2-D array ``(m, n)``.
-      k: static index, ``-r <= k < r``.
+      k: static int index, ``0 <= k < r`` (no negative indexing: ValueError).
       h: direction of shape ``(m, n)``.
 
     Returns:

@@ -640,10 +640,7 @@ def ky_fan_norm(a, k: int):
       5.0
     """
     a = _checked(a)
-    k = static_int(k, "k")
-    r = min(a.shape[-2:])
-    if not 1 <= k <= r:
-        raise ValueError(f"k={k} must satisfy 1 <= k <= min(m, n) = {r}")
+    k = static_int(k, "k", low=1, high=min(a.shape[-2:]), high_name="min(m, n)")
     return _make(_spec_ky_fan(k))(a)
 
 

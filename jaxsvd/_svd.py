@@ -9,11 +9,12 @@ its ``jet`` rule the engine at order K (jaxsvd/_series.py); both re-bind
 
 from __future__ import annotations
 
-import numbers
+import operator
 from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from . import _compat
@@ -64,20 +65,34 @@ def real_dtype(dtype):
 _JNP_SVDVALS = jnp.linalg.svdvals
 
 
-def static_int(k, name: str = "k") -> int:
-    """A static Python int (numpy and other exact integers accepted); TypeError
-    naming ``name`` for anything else (bools, 1.5, traced values)."""
-    if isinstance(k, (bool, jnp.bool_)):
+def static_int(k, name: str = "k", *, low: int | None = None, high: int | None = None,
+               high_name: str | None = None) -> int:
+    """The one check of every integer argument of the public API (k, order, index, count).
+
+    Returns ``k`` as a Python int.  ``TypeError`` naming ``name`` for anything that is
+    not a static exact integer: bools, floats (``2.0`` too), strings, traced values
+    (``k`` selects shapes and compiled code, so it cannot be traced: pass it as a
+    static argument).  Python and numpy integers and concrete 0-d integer arrays are
+    accepted.  ``ValueError`` when ``k < low`` or ``k > high`` (``high_name`` says what
+    the upper bound is, e.g. ``"min(m, n)"``).  There is no Python-style negative
+    indexing: a negative index is out of range (``r - 1`` is the smallest singular value).
+    """
+    if isinstance(k, (bool, np.bool_)) or (hasattr(k, "dtype") and not np.issubdtype(k.dtype, np.integer)):
         raise TypeError(f"{name} must be a static Python int, got {k!r}")
-    if not isinstance(k, numbers.Integral):
-        try:
-            k2 = int(k)
-        except Exception:  # noqa: BLE001
-            raise TypeError(f"{name} must be a static Python int, got {k!r}") from None
-        if k2 != k:
-            raise TypeError(f"{name} must be an integer, got {k!r}")
-        k = k2
-    return int(k)
+    try:
+        k = operator.index(k)  # int, numpy integers, concrete integer arrays; not floats or tracers
+    except TypeError:
+        hint = (" (a traced value: make it a static argument, e.g. jax.jit(..., static_argnums=...))"
+                if isinstance(k, _compat.Tracer) else "")
+        raise TypeError(f"{name} must be a static Python int, got {k!r}{hint}") from None
+    k = int(k)
+    if (low is not None and k < low) or (high is not None and k > high):
+        if high is None:
+            raise ValueError(f"{name} must be an int >= {low}, got {k}")
+        bound = f"{high_name} = {high}" if high_name else f"{high}"
+        lo = "" if low is None else f"{low} <= "
+        raise ValueError(f"{name}={k} is out of range: need {lo}{name} <= {bound}")
+    return k
 
 
 def _inexact(dtype):
@@ -273,7 +288,9 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
             "jaxsvd.svd(hermitian=True) is not supported: pass hermitian=False (the general "
             "SVD is valid for symmetric input too), or use jnp.linalg.eigh for eigenpairs")
     r = min(a.shape[-2:])
-    if subset_by_index is not None and tuple(subset_by_index) != (0, r):
+    if subset_by_index is not None:
+        subset_by_index = tuple(static_int(i, f"subset_by_index[{j}]") for j, i in enumerate(subset_by_index))
+    if subset_by_index is not None and subset_by_index != (0, r):
         raise NotImplementedError(
             f"jaxsvd.svd(subset_by_index={tuple(subset_by_index)}) is not supported: slice the "
             "full result, or use jaxsvd.singular_triplet(a, k) for one triplet")

@@ -579,10 +579,7 @@ def _float_default():
 
 
 def _check_k(k, r):
-    k = static_int(k, "k")
-    if not 1 <= k <= r:
-        raise ValueError(f"k={k} is out of range: need 1 <= k <= min(m, n) = {r}")
-    return k
+    return static_int(k, "k", low=1, high=r, high_name="min(m, n)")
 
 
 def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, v0_cols=0):
@@ -592,10 +589,8 @@ def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, 
         raise ValueError(f"tol must be a positive number; got {tol!r}")
     if krylov_dim is None:
         p = default_krylov_dim(k, r)
-    elif isinstance(krylov_dim, bool) or not isinstance(krylov_dim, (int, np.integer)) or krylov_dim <= k:
-        raise ValueError(f"krylov_dim must be an int > k = {k}; got {krylov_dim!r}")
     else:
-        p = int(min(krylov_dim, r))
+        p = min(static_int(krylov_dim, "krylov_dim", low=k + 1), r)
     if block_size is None:
         # v0's column count (else from k), smaller where the matrix is too small for it
         # (then v0's leading columns start the basis)
@@ -606,20 +601,14 @@ def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, 
                 break
             except ValueError:
                 b -= 1
-    elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-        raise ValueError(f"block_size must be an int >= 1; got {block_size!r}")
     else:
-        b = int(block_size)
-        if b < 1:
-            raise ValueError(f"block_size must be >= 1; got {b}")
+        b = static_int(block_size, "block_size", low=1)
         if v0_cols > b:
             raise ValueError(f"v0 has {v0_cols} columns, more than block_size={b}")
     pl = plan(k, r, b, p, warm=v0_cols > 0)  # ValueError for b < 1 or b > the Krylov dimension
     if maxiter is None:
         maxiter = max(1000, 20 * pl.p)
-    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
-        raise ValueError(f"maxiter must be a positive int; got {maxiter!r}")
-    return tol, int(maxiter), pl
+    return tol, static_int(maxiter, "maxiter", low=1), pl
 
 
 def _key_data(key):

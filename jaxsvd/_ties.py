@@ -615,10 +615,7 @@ def _apply(a, spec, factors=None, params=()):
 
 
 def _static_k(k, r: int):
-    k = static_int(k, "k")
-    if not 1 <= k <= r:
-        raise ValueError(f"k={k} must satisfy 1 <= k <= min(m, n) = {r}")
-    return k
+    return static_int(k, "k", low=1, high=r, high_name="min(m, n)")
 
 
 _POLAR = _Spec("polar", "polar")
