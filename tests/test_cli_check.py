@@ -96,16 +96,17 @@ def test_a_broken_rule_fails(monkeypatch, capsys):
 
 if __name__ == "__main__":
     # the full sweep: 50 seeded random matrices of each of three shapes, order 4, full Hessians
+    # (python tests/test_cli_check.py [SEED])
     import contextlib
     import io
     import time
 
-    t0 = time.perf_counter()
-    bad = 0
+    t0, bad = time.perf_counter(), 0
+    seed = sys.argv[1] if len(sys.argv) > 1 else "0"
     for m, n in SWEEP_SHAPES:
         t, buf = time.perf_counter(), io.StringIO()
         with contextlib.redirect_stdout(buf):
-            rc = main(["check", "--random", str(m), str(n), "--count", "50", "--seed", "0", "--quiet", "--json"])
+            rc = main(["check", "--random", str(m), str(n), "--count", "50", "--seed", seed, "--quiet", "--json"])
         checks = json.loads(buf.getvalue())["checks"]
         worst = {}
         for c in checks:
