@@ -15,6 +15,8 @@ through the Lanczos iterations.
 
 from __future__ import annotations
 
+import sys
+
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -67,4 +69,5 @@ def main():
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     main()

@@ -21,6 +21,7 @@ Then one Newton step on L shows the Hessian in use.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import jax
@@ -105,4 +106,5 @@ def main():
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     main()

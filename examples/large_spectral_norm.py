@@ -13,6 +13,7 @@ against a float64 LAPACK reference on the same matrix.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import jax
@@ -53,4 +54,5 @@ def main():
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     main()

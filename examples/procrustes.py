@@ -17,6 +17,7 @@ Run:  python examples/procrustes.py [--d 3] [--steps 200] [--lr 0.5] [--start id
 from __future__ import annotations
 
 import argparse
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -83,4 +84,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     raise SystemExit(main())

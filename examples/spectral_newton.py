@@ -16,6 +16,7 @@ Run:  python examples/spectral_newton.py [--n 5] [--lam 0.5] [--start identity|o
 from __future__ import annotations
 
 import argparse
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -96,4 +97,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     raise SystemExit(main())

@@ -8,7 +8,7 @@ block operator B(x) = [[0, A(x)], [A(x)^T, 0]] are analytic functions of x
 branches by degenerate perturbation theory, with as many reduction levels as the
 path needs, all on the one series engine (jaxsvd/_series.py).
 
-One level (THEORY.md section 3 and 7; docs/branches.md).  Let M(x) = M_0 + M_1 x
+One level (docs/branches.md, "How: degenerate perturbation theory, level after level").  Let M(x) = M_0 + M_1 x
 + ... (m x n) with M_0 = U diag(s) V^T, and group the singular values into
 clusters: the non-zero clusters c (sigma_c repeated r_c times) and one zero group
 (the zero singular values together with the null spaces of M_0, p = m - r_nz

@@ -14,7 +14,7 @@ status; nothing here prints or exits):
   tolerance, ok]``;
 - :func:`paper_series` / :func:`paper_formula_rows`: the Taylor coefficients of
   sigma_2 beside the seed paper's printed formula (chain terms only, wrong from
-  order 3 on: THEORY.md section 2);
+  order 3 on: docs/theory.md, "The complete series for one eigenvalue");
 - :func:`write_figures`: the four PNG figures (matplotlib, ``jaxsvd[plot]``).
 
 Layering: imports the public API, ``_paper`` and ``_plots``; never the CLI.

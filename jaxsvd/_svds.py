@@ -4,7 +4,7 @@ The primal is a Krylov solver (thick-restart Golub--Kahan--Lanczos,
 jaxsvd/_krylov.py) that touches the operator only through x -> A x and
 y -> A^T y.  The derivative rules never differentiate its iterations: they are
 the series engine (jaxsvd/_series.py) on the partial basis of the k computed
-triplets (seed 002; THEORY.md sections 2, 3 and 6):
+triplets (R. Scholz, "Derivative of the first order SVD", note, 2023; docs/svds.md, "Derivatives"):
 
   * inside the span of the k triplets, the engine's exact small formulas
     (pairs i, j <= k: one reciprocal of sigma_i - sigma_j, one of sigma_i + sigma_j);
@@ -828,9 +828,9 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
     and du, dv come from the series engine on the k triplets (pairs i, j <= k)
     plus conjugate-gradient solves of the deflated system
     ``[[s_i I, -A], [-A^T, s_i I]] z = r`` on the complement of the k triplets
-    (seed 002_*.txt; THEORY.md 6), positive definite there when
+    (Scholz 2023; docs/svds.md), positive definite there when
     s_k > sigma_{k+1}.  ``jvp``, ``grad``, ``jacfwd``, ``jacrev``, ``hessian`` and
-    ``jet`` (any order: the Rayleigh--Schroedinger recursion of THEORY.md 2-3 with
+    ``jet`` (any order: the Rayleigh--Schroedinger recursion of docs/theory.md with
     the reduced resolvent applied by those solves, the operator's Taylor
     coefficients from ``jet`` of its matvec) work, under ``jit`` and ``vmap``,
     with respect to the array or to the arrays an operator closes over.
@@ -856,8 +856,7 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
         segment); default ``max(1000, 20 p)``.  Also the conjugate-gradient bound.
       key: ``jax.random`` key for the start block and breakdown vectors
         (default ``key(0)``): same key, same result.
-      krylov_dim: Krylov dimension p > k (an extension of DESIGN.md's
-        signature, like scipy's ``ncv``): memory is O((m + n) p); default
+      krylov_dim: Krylov dimension p > k (like scipy's ``ncv``): memory is O((m + n) p); default
         ``min(min(m, n), max(2k + 8, k + 40))``, rounded to a multiple of the
         block size.
       v0: warm start (scipy's name): a start vector ``(..., n)`` or a start

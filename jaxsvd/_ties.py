@@ -31,7 +31,7 @@ are ours to choose -- the point of this module:
 
   * polar (g = 1): one cluster.  ``F_n = sum_{a+c=n} U_a V_c^T``: no
     1/(s_i - s_j) anywhere, the skew parts through 1/(s_i + s_j), the null
-    spaces through 1/s_j (DESIGN.md "Exact through ties");
+    spaces through 1/s_j (docs/ties.md, "How: one engine, a chosen gauge");
   * truncate (g = s on the top k) and the projectors (g = 1/s on the top k;
     ``P_U = G A^T``, ``P_V = A^T G``): two clusters split at the cut, where
     ``g(S)`` is ``S_top`` or the inverse series of ``S_top`` -- exact;
@@ -742,7 +742,7 @@ def generalized_matrix_function(g):
     ``F(a)`` has the shape of ``a`` (thin factors); e.g. ``g = lambda s, tau:
     jax.nn.relu(s - tau)`` is singular value thresholding (the proximal
     operator of ``tau * nuclear_norm``), called as ``F(a, tau)``.  First
-    derivative (THEORY.md 5, DESIGN.md):
+    derivative (docs/ties.md, docs/spectral.md):
 
     .. math::
 
