@@ -102,9 +102,8 @@ def test_doc_blocks_run(path, tmp_path):
 
 
 if __name__ == "__main__":
-    import tempfile
-
     import resource
+    import tempfile
 
     total, bad = 0, 0
     for path in FILES:
