@@ -11,6 +11,9 @@ identity (and NaN or silently wrong at orthogonal matrices), through
 ``jaxsvd.nuclear_norm`` it is exact, and Newton converges quadratically.
 
 Run:  python examples/spectral_newton.py [--n 5] [--lam 0.5] [--start identity|orthogonal]
+
+Time: about 5 s of CPU time with the defaults (measured on a
+busy 2-core machine; wall time depends on the load).  Output is printed line by line.
 """
 
 from __future__ import annotations
