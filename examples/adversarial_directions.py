@@ -11,9 +11,14 @@ needs -- flows through the implicit rule (d sigma_1 = u_1^T dJ v_1), never
 through the Lanczos iterations.
 
     pip install 'jaxsvd[operators]' && python examples/adversarial_directions.py
+
+Time: about 17 s of CPU time with the defaults (measured on a
+busy 2-core machine; wall time depends on the load).  Output is printed line by line.
 """
 
 from __future__ import annotations
+
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -67,4 +72,5 @@ def main():
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     main()

@@ -16,11 +16,15 @@ Its Hessian (mn x mn) is computed three ways and compared:
 Then one Newton step on L shows the Hessian in use.
 
     python examples/hessian_spectral_loss.py [--m 24 --n 40]
+
+Time: about 10 s of CPU time with the defaults (measured on a
+busy 2-core machine; wall time depends on the load).  Output is printed line by line.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import jax
@@ -105,4 +109,5 @@ def main():
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     main()

@@ -12,11 +12,15 @@ wrong); through ``jaxsvd.polar`` it is exact, and plain gradient descent
 converges to the closed-form Procrustes solution polar(Y X^T).
 
 Run:  python examples/procrustes.py [--d 3] [--steps 200] [--lr 0.5] [--start identity|rotation]
+
+Time: about 6 s of CPU time with the defaults (measured on a
+busy 2-core machine; wall time depends on the load).  Output is printed line by line.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -83,4 +87,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     raise SystemExit(main())

@@ -11,11 +11,15 @@ identity (and NaN or silently wrong at orthogonal matrices), through
 ``jaxsvd.nuclear_norm`` it is exact, and Newton converges quadratically.
 
 Run:  python examples/spectral_newton.py [--n 5] [--lam 0.5] [--start identity|orthogonal]
+
+Time: about 5 s of CPU time with the defaults (measured on a
+busy 2-core machine; wall time depends on the load).  Output is printed line by line.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -96,4 +100,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     raise SystemExit(main())

@@ -28,6 +28,7 @@ adam below (the same update).  Runs in about a minute on two CPU cores.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import jax
@@ -225,4 +226,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     main()

@@ -24,6 +24,13 @@ Run:  python -u examples/trg_ising.py [--chi 8] [--steps 20] [--num 21] [--plot 
 on 2 CPU cores, most of it compiling; the exit status is 1 if a check misses
 (E within 1e-8 and C within 1e-6 relative of differences of the same TRG, jet
 likewise).  Measured numbers: docs/tensor_networks.md.
+
+A "Very slow compile?" line on stderr is XLA's own alarm (a C++ log line, not a Python warning), printed when one
+compilation runs past a fixed wall-clock time: the hessian program through
+``truncated_split`` compiles in ~20 s on a quiet machine (docs/tensor_networks.md,
+"Cost"), longer on a busy one.  It is harmless and changes no result.  It is not
+silenced here: the usual switch for XLA's C++ logs, ``TF_CPP_MIN_LOG_LEVEL=3``, would
+hide every other error XLA logs too.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import math  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -296,6 +304,8 @@ def main(argv=None) -> int:
     ks = schedule(chi, steps)
     print(f"TRG of the 2D Ising model: chi = {chi}, {steps} steps (2^{steps} sites), float64; "
           f"kept dimensions {ks[0]} ... {ks[-1]}")
+    print("compiling f, grad and hessian of one temperature (~20-30 s; XLA may log \"Very slow compile?\": "
+          "harmless, see the module docstring) ...", flush=True)
     ours = lambda b: log_z(b, ks, split_jaxsvd)  # noqa: E731
     fn, t_ours = _timed_compile(_derivs(ours), b_arg)
     print(f"compile (f, grad, hessian of one temperature) through jaxsvd.truncated_split: {t_ours[0]:.1f} s "
@@ -400,4 +410,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once, through a pipe too
     raise SystemExit(main())

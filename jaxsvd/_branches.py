@@ -8,7 +8,7 @@ block operator B(x) = [[0, A(x)], [A(x)^T, 0]] are analytic functions of x
 branches by degenerate perturbation theory, with as many reduction levels as the
 path needs, all on the one series engine (jaxsvd/_series.py).
 
-One level (THEORY.md section 3 and 7; docs/branches.md).  Let M(x) = M_0 + M_1 x
+One level (docs/branches.md, "How: degenerate perturbation theory, level after level").  Let M(x) = M_0 + M_1 x
 + ... (m x n) with M_0 = U diag(s) V^T, and group the singular values into
 clusters: the non-zero clusters c (sigma_c repeated r_c times) and one zero group
 (the zero singular values together with the null spaces of M_0, p = m - r_nz
@@ -308,9 +308,7 @@ def branches(a, h, order):
             "(exact where the singular values are simple) or a spectral function's jet")
     if h.shape != a.shape:
         raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
-    order = static_int(order, "order")
-    if order < 0:
-        raise ValueError(f"order must be >= 0, got {order}")
+    order = static_int(order, "order", low=0)
     h = h.astype(a.dtype)
     if 0 in a.shape[-2:]:
         r = min(a.shape[-2:])

@@ -2,7 +2,7 @@
 
 The Jacobian of every sigma_k, the Hessian of one sigma_k and its product with a
 direction, written out from the order-1 and order-2 terms of the perturbation
-series (THEORY.md section 4, the seed paper's Lemma 6.1 -- correct as printed).
+series (docs/theory.md, "Closed forms"; Luo 2025, arXiv:2506.03764, Lemma 6.1 -- correct as printed).
 
 With A = U Sigma V^T (full U, V), sigma_i := 0 for i > r = min(m, n), and
 H_hat = U^T H V:
@@ -40,7 +40,6 @@ the Hessian / HVP are NaN.
 
 from __future__ import annotations
 
-import operator
 from functools import partial
 
 import jax
@@ -49,22 +48,14 @@ from jax import lax
 
 from ._series import mm, mT
 from ._spectrum import pair_structure
-from ._svd import as_matrix, svd
+from ._svd import as_matrix, static_int, svd
 
 _LAYOUTS = ("tensor", "vec")
 _HIGHEST = lax.Precision.HIGHEST
 
 
 def _static_index(k, r: int) -> int:
-    if isinstance(k, bool):
-        raise TypeError(f"k must be a static Python int, got {k!r}")
-    try:
-        k = operator.index(k)  # Python and numpy integers; not floats or tracers
-    except TypeError:
-        raise TypeError(f"k must be a static Python int, got {k!r}") from None
-    if not -r <= k < r:
-        raise ValueError(f"k={k} is out of range for a matrix with min(m, n) = {r} singular values")
-    return k % r
+    return static_int(k, "k", low=0, high=r - 1, high_name="min(m, n) - 1")
 
 
 def _check_2d(a, name="a"):
@@ -85,7 +76,7 @@ def _check_2d(a, name="a"):
 
 
 def _pieces(a, k: int):
-    """(u_k, v_k, M_U, M_V, N, keep) of THEORY.md section 4, thin SVD only."""
+    """(u_k, v_k, M_U, M_V, N, keep) of docs/theory.md ("Closed forms"), thin SVD only."""
     m, n = a.shape
     u, s, vt = svd(a, full_matrices=False)
     v = mT(vt)
@@ -122,7 +113,7 @@ def _jacobian(a):
 def jacobian(a):
     r"""Jacobian of every singular value: row k is d sigma_k / dA = u_k v_k^T.
 
-    Formula: D sigma_k[H] = u_k^T H v_k (seed paper, Lemma 5.1).  Equal to
+    Formula: D sigma_k[H] = u_k^T H v_k (Luo 2025, arXiv:2506.03764, Lemma 5.1).  Equal to
     ``jax.jacfwd(jaxsvd.svdvals)(a)``.
 
     Args:
@@ -194,7 +185,7 @@ def _hessian(a, k, layout):
 def hessian(a, k: int, layout: str = "tensor"):
     r"""Hessian of the k-th singular value, d^2 sigma_k / dA^2, in closed form.
 
-    Formula (THEORY.md section 4; seed paper, Lemma 6.1):
+    Formula (derivation: docs/theory.md, "Closed forms, written out"; Luo 2025, arXiv:2506.03764, Lemma 6.1):
 
         Hess[p,q,p',q'] = M_U[p,p'] v_k[q] v_k[q'] + u_k[p] u_k[p'] M_V[q,q']
                         + N[p,q'] v_k[q] u_k[p'] + N[p',q] u_k[p] v_k[q']
@@ -212,8 +203,8 @@ def hessian(a, k: int, layout: str = "tensor"):
 
     Args:
       a: real 2-D array ``(m, n)`` (``jax.vmap`` for batches).
-      k: static index of the singular value, 0-based in descending order;
-        ``-r <= k < r``.
+      k: static int index of the singular value, 0-based in descending order;
+        ``0 <= k < r`` (no negative indexing: ValueError).
       layout: ``"tensor"`` for shape ``(m, n, m, n)``, or ``"vec"`` for the
         ``(m*n, m*n)`` matrix in the column-major vec convention of the seed
         paper: ``hessian(a, k, "vec")[p + q*m, p' + q'*m] = Hess[p, q, p', q']``.
@@ -271,7 +262,7 @@ def _hvp(a, k, h):
 def hvp(a, k: int, h):
     r"""Hessian of the k-th singular value applied to a direction ``h``.
 
-    Formula (THEORY.md section 4), with x = h v_k and y = h^T u_k:
+    Formula (docs/theory.md, "Closed forms, written out"), with x = h v_k and y = h^T u_k:
 
         hvp = (M_U x + N y) v_k^T + u_k (M_V y + N^T x)^T
 
@@ -282,7 +273,7 @@ def hvp(a, k: int, h):
 
     Args:
       a: real 2-D array ``(m, n)``.
-      k: static index, ``-r <= k < r``.
+      k: static int index, ``0 <= k < r`` (no negative indexing: ValueError).
       h: direction of shape ``(m, n)``.
 
     Returns:

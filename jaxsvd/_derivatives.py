@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._series import svd_series
-from ._svd import as_matrix, basis, svdvals
+from ._svd import as_matrix, basis, static_int, svdvals
 
 
 def derivatives(a, h, order: int):
@@ -44,8 +44,7 @@ def derivatives(a, h, order: int):
     h = as_matrix(h, "h")
     if h.shape != a.shape:
         raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
-    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
-        raise ValueError(f"order must be a static int >= 0, got {order!r}")
+    order = static_int(order, "order", low=0)
     if a.dtype != h.dtype:  # promote like jnp: real a with complex h is a complex line
         dtype = np.promote_types(a.dtype, h.dtype)  # numpy: no strict-mode error
         a, h = a.astype(dtype), h.astype(dtype)

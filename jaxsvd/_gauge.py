@@ -16,7 +16,7 @@ columns; ``U``, ``V`` thin or full):
               there NaN (their columns, their s_bar entries, and the null-space
               columns for the zero cluster).
 
-Why (DESIGN.md "Exact through ties", last bullet; docs/degeneracy.md).  At a
+Why (docs/degeneracy.md, "Reverse mode through `jaxsvd.svd` at ties"; docs/ties.md).  At a
 cluster c of equal non-zero singular values the SVD is unique only up to
 u_c -> u_c Q, v_c -> v_c Q.  A loss L(U, s, V) that does not change under
 these rotations composes with the SVD into a function of A whose gradient is

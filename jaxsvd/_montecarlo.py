@@ -50,6 +50,7 @@ from ._checkpoint import ChunkStore, array_digest
 from ._derivatives import derivatives as _derivatives
 from ._progress import progress_bar
 from ._series import mm, mT
+from ._svd import static_int
 
 ENSEMBLES = ("gaussian", "uniform", "wishart", "orthogonal")
 DIRECTIONS = ("gaussian", "uniform")
@@ -85,9 +86,7 @@ def _check_key(key):
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return static_int(value, name, low=minimum)
 
 
 def _check_shape(shape) -> tuple[int, int]:
@@ -584,9 +583,7 @@ class SensitivityResult:
 
     def sample_at(self, i: int):
         """``(A_i, H_i)`` for one sample index, without regenerating the others."""
-        i = _check_int(i, "i", 0)
-        if i >= self.num:
-            raise IndexError(f"sample index {i} out of range for num={self.num}")
+        i = static_int(i, "i", low=0, high=self.num - 1, high_name="num - 1")
         idx = jnp.asarray([i], jnp.uint32)
         a = np.asarray(_matrices_chunk(self.key, idx, ensemble=self.ensemble, shape=self.shape,
                                        dtype=self.dtype))[0]
@@ -633,6 +630,17 @@ class SensitivityResult:
             "num_nan": self.num_nan.tolist(),
         }
 
+    def _selection(self, orders, indices):
+        """Checked derivative orders (``0..order``) and singular-value indices of the result.
+
+        The indices select rows of the result arrays and follow numpy's indexing:
+        ``-r <= k < r``, negative counting from the smallest (``-1``: sigma_min).
+        """
+        orders = [static_int(j, "order", low=0, high=self.order, high_name="the result's order") for j in orders]
+        indices = [static_int(k, "index", low=-self.r, high=self.r - 1, high_name="r - 1") % self.r
+                   for k in indices]
+        return orders, indices
+
     def summary(self, orders: Optional[Sequence[int]] = None, indices: Optional[Sequence[int]] = None) -> str:
         """A text table: one row per (order j, index k) with mean, std and quantiles.
 
@@ -641,8 +649,8 @@ class SensitivityResult:
           indices: singular-value indices to show (default all; negative counts
             from the smallest).
         """
-        orders = range(self.order + 1) if orders is None else orders
-        indices = range(self.r) if indices is None else [k % self.r for k in indices]
+        orders, indices = self._selection(range(self.order + 1) if orders is None else orders,
+                                          range(self.r) if indices is None else indices)
         qs = [f"q{int(round(100 * q)):02d}" for q in self.quantile_levels]
         head = ["j", "k", "mean", "std"] + qs + ["nan"]
         rows = []
@@ -734,12 +742,7 @@ class SensitivityResult:
         except ImportError as e:  # pragma: no cover - optional dependency
             raise ImportError("SensitivityResult.plot needs matplotlib: pip install 'jaxsvd[plot]'") from e
         orders, indices = list(orders), list(indices)
-        for j in orders:
-            if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j <= self.order:
-                raise ValueError(f"order {j!r} not in 0..{self.order}")
-        for k in indices:
-            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -self.r <= k < self.r:
-                raise ValueError(f"index {k!r} not in -{self.r}..{self.r - 1}")
+        orders, indices = self._selection(orders, indices)
         fig = Figure(figsize=(3.6 * len(indices), 2.8 * len(orders)), layout="constrained")
         axes = fig.subplots(len(orders), len(indices), squeeze=False)
         for a, j in enumerate(orders):

@@ -1,6 +1,6 @@
 """The seed paper's printed n-th order formula, as a reference implementation.
 
-The seed paper (its Theorem 3.1 / 4.2, THEORY.md section 2) states, for
+The seed paper (Luo 2025, arXiv:2506.03764, its Theorem 3.1 / 4.2; docs/theory.md) states, for
 A(x) = A_0 + x A_1 + x^2 A_2 + ... and the block operators T_j = [[0, A_j], [A_j^T, 0]],
 
     sigma^(n) = sum_{p=1..n} (-1)^(p-1) sum_{i_1 + ... + i_p = n, i_j >= 1}
@@ -94,7 +94,7 @@ def chain_coefficients(a, k: int, terms, order: int) -> np.ndarray:
 def complete_coefficients(a, k: int, terms, order: int) -> np.ndarray:
     r"""Taylor coefficients sigma_k^(n), n = 0..order, by the complete series.
 
-    The Rayleigh-Schroedinger recursion of THEORY.md section 2 on the same
+    The Rayleigh-Schroedinger recursion of docs/theory.md on the same
     explicit block operator, normalisation <w_0, w(x)> = 1:
 
         lambda_n = sum_{j=1..n} <w_0, T_j w_{n-j}>

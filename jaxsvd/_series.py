@@ -5,7 +5,7 @@ This one function serves the JVP (order 1), the Taylor-mode ``jet`` rule
 (order K), the one-triplet rule (a column subset) and the closed forms.
 It is pure ``jnp``: its output is itself differentiable to any order.
 
-Mathematics (THEORY.md section 3; docs/theory.md).  Write U(x) = sum U_a x^a
+Mathematics (docs/theory.md, "All triplets at once: the matrix recursion").  Write U(x) = sum U_a x^a
 (m x r, thin), V(x) = sum V_c x^c (n x r) and Sigma(x) = sum Sigma_k x^k (r x r,
 block diagonal: one block per cluster of coincident singular values, diagonal
 when the spectrum is simple).  Order n of  A V = U Sigma  and  A^T U = V Sigma^T
@@ -187,7 +187,7 @@ def svd_series(
       complement: for a *partial* basis (u, v hold only the k largest triplets
         of a larger operator): ``(R1, R2) -> (Zu, Zv)`` solving, column by
         column, the deflated system  s_i zu - A_0 zv = r1,  s_i zv - A_0^T zu = r2
-        on the orthogonal complement of (u, v) (seed 002; THEORY.md 6), with
+        on the orthogonal complement of (u, v) (Scholz 2023, docs/svds.md), with
         R1 = (I - U U^T) E1_n, R2 = (I - V V^T) E2_n.  Default: the thin SVD
         is complete and  Zu = R1 / s,  Zv = R2 / s  (A_0 vanishes there).
       extra_bad: (..., c) bool, further columns whose derivatives do not exist

@@ -7,7 +7,7 @@ Two primitives, each with its rules beside it (primal, JVP, Taylor, registration
   JVP: dF = <G(a), dA> with G the gradient below -- so every second derivative
   of F is a first derivative of G.
 * ``spectral_grad_p(a; spec)``   -> G(a) = U1 diag(grad f(sigma)) V1^T, shape (..., m, n).
-  JVP: the second-order Lewis--Sendov rule (THEORY.md section 5)
+  JVP: the second-order Lewis--Sendov rule (docs/spectral.md)
 
       dG = U1 [ diag(sum_l f_kl Hh_ll) + A o sym(Hh) + B o skew(Hh) ] V1^T
          + (I - U1 U1^T) H V1 diag(q) V1^T + U1 diag(q) U1^T H (I - V1 V1^T)
@@ -257,7 +257,7 @@ def _divided_differences(s, spec, m: int, n: int):
 
 
 def _grad_tangent(a, da, spec):
-    """D G(a)[da]: the second-order Lewis--Sendov rule (THEORY.md section 5)."""
+    """D G(a)[da]: the second-order Lewis--Sendov rule (docs/spectral.md)."""
     m, n = a.shape[-2:]
     s, u, vt = _thin(a)
     v = mH(vt)
@@ -459,7 +459,7 @@ def spectral_function(f):
 
     ``F = spectral_function(f)`` has ``F(a, *params) = f(svdvals(a), *params)``
     (``F(a) = f(svdvals(a))`` without parameters), with derivative rules from
-    the Lewis--Sendov theory (THEORY.md section 5):
+    the Lewis--Sendov theory (docs/spectral.md):
 
     .. math::
 
@@ -640,10 +640,7 @@ def ky_fan_norm(a, k: int):
       5.0
     """
     a = _checked(a)
-    k = static_int(k, "k")
-    r = min(a.shape[-2:])
-    if not 1 <= k <= r:
-        raise ValueError(f"k={k} must satisfy 1 <= k <= min(m, n) = {r}")
+    k = static_int(k, "k", low=1, high=min(a.shape[-2:]), high_name="min(m, n)")
     return _make(_spec_ky_fan(k))(a)
 
 

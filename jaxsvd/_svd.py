@@ -9,11 +9,12 @@ its ``jet`` rule the engine at order K (jaxsvd/_series.py); both re-bind
 
 from __future__ import annotations
 
-import numbers
+import operator
 from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from . import _compat
@@ -64,20 +65,34 @@ def real_dtype(dtype):
 _JNP_SVDVALS = jnp.linalg.svdvals
 
 
-def static_int(k, name: str = "k") -> int:
-    """A static Python int (numpy and other exact integers accepted); TypeError
-    naming ``name`` for anything else (bools, 1.5, traced values)."""
-    if isinstance(k, (bool, jnp.bool_)):
+def static_int(k, name: str = "k", *, low: int | None = None, high: int | None = None,
+               high_name: str | None = None) -> int:
+    """The one check of every integer argument of the public API (k, order, index, count).
+
+    Returns ``k`` as a Python int.  ``TypeError`` naming ``name`` for anything that is
+    not a static exact integer: bools, floats (``2.0`` too), strings, traced values
+    (``k`` selects shapes and compiled code, so it cannot be traced: pass it as a
+    static argument).  Python and numpy integers and concrete 0-d integer arrays are
+    accepted.  ``ValueError`` when ``k < low`` or ``k > high`` (``high_name`` says what
+    the upper bound is, e.g. ``"min(m, n)"``).  There is no Python-style negative
+    indexing: a negative index is out of range (``r - 1`` is the smallest singular value).
+    """
+    if isinstance(k, (bool, np.bool_)) or (hasattr(k, "dtype") and not np.issubdtype(k.dtype, np.integer)):
         raise TypeError(f"{name} must be a static Python int, got {k!r}")
-    if not isinstance(k, numbers.Integral):
-        try:
-            k2 = int(k)
-        except Exception:  # noqa: BLE001
-            raise TypeError(f"{name} must be a static Python int, got {k!r}") from None
-        if k2 != k:
-            raise TypeError(f"{name} must be an integer, got {k!r}")
-        k = k2
-    return int(k)
+    try:
+        k = operator.index(k)  # int, numpy integers, concrete integer arrays; not floats or tracers
+    except TypeError:
+        hint = (" (a traced value: make it a static argument, e.g. jax.jit(..., static_argnums=...))"
+                if isinstance(k, _compat.Tracer) else "")
+        raise TypeError(f"{name} must be a static Python int, got {k!r}{hint}") from None
+    k = int(k)
+    if (low is not None and k < low) or (high is not None and k > high):
+        if high is None:
+            raise ValueError(f"{name} must be an int >= {low}, got {k}")
+        bound = f"{high_name} = {high}" if high_name else f"{high}"
+        lo = "" if low is None else f"{low} <= "
+        raise ValueError(f"{name}={k} is out of range: need {lo}{name} <= {bound}")
+    return k
 
 
 def _inexact(dtype):
@@ -141,7 +156,7 @@ def basis(a, full_matrices: bool = False):
 
 
 def first_order_values(s, u, v, da):
-    """d sigma_k = Re u_k^H dA v_k  (THEORY.md 4), with the derivatives of both
+    """d sigma_k = Re u_k^H dA v_k  (docs/theory.md, "One triplet"), with the derivatives of both
     coefficients u_k and v_k guarded: NaN for a degenerate sigma_k, but only
     where the result depends on them (see _nanmask.sandwich / outer)."""
     m, n = u.shape[-2], v.shape[-2]
@@ -212,25 +227,40 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
         subset_by_index=None):
     r"""Singular value decomposition, differentiable to any order.
 
-    A drop-in for :func:`jax.numpy.linalg.svd` (same signature, defaults, return
-    type, values and signs -- both call LAPACK / cuSOLVER through
-    ``lax.linalg.svd``) whose derivative rules come from the perturbation series
-    of the block operator ``[[0, A], [A^T, 0]]``: ``jax.jvp``, ``grad``,
-    ``jacfwd``, ``jacrev``, ``hessian`` and Taylor mode (``jet``) compose with
-    it to any order, under ``jit`` and ``vmap``, for ``full_matrices=True`` too.
+    Drop-in for :func:`jax.numpy.linalg.svd`: same signature, defaults, values and signs.
+    Shapes (``r = min(m, n)``): ``a`` ``(..., m, n)`` -> ``SVDResult(U, S, Vh)`` with
+    ``U`` ``(..., m, m)``, ``S`` ``(..., r)`` descending, ``Vh`` ``(..., n, n)``;
+    ``full_matrices=False``: ``U`` ``(..., m, r)``, ``Vh`` ``(..., r, n)``;
+    ``compute_uv=False``: ``S`` alone.
+    NaN policy: derivatives that do not exist are NaN, never finite garbage -- at a
+    repeated or zero sigma_k those of u_k, v_k and of sigma_k beyond first order
+    (reverse mode of rotation-invariant losses stays exact: below); NaN or inf
+    input gives NaN output, never an exception.  Everything else is exact.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxsvd
+      >>> a = jnp.array([[3.0, 0.0], [0.0, 1.0]])
+      >>> jax.jacfwd(lambda a: jaxsvd.svd(a, compute_uv=False))(a)[0]
+      Array([[1., 0.],
+             [0., 0.]], dtype=float32)
+
+    ``jax.jvp``, ``grad``, ``jacfwd``, ``jacrev``, ``hessian`` and Taylor mode
+    (``jet``) compose with it to any order, under ``jit`` and ``vmap``, for
+    ``full_matrices=True`` too; the rules come from the perturbation series of
+    the block operator ``[[0, A], [A^T, 0]]`` (docs/theory.md).  Values and
+    signs are LAPACK's / cuSOLVER's, through ``lax.linalg.svd``.
 
     Derivative gauge: ``diag(U^T dU) = diag(V^T dV) = 0``; the extra columns of a
     full ``U`` (or ``V``) rotate only as far as orthogonality to the moving range
     forces them (no rotation inside the null space).
 
-    Degeneracy: where sigma_k coincides with another singular value (within
-    ``4 * max(m, n) * eps * sigma_max``) or is zero, the derivatives that do not
-    exist -- those of u_k and v_k, and of sigma_k beyond the first order -- are
-    NaN.  Every other coefficient stays exact.  Reverse mode (``grad``,
-    ``jacrev``) of a loss that is invariant under rotations of the vectors
-    inside each cluster (``U @ Vh``, ``U diag(S) Vh``, ``U[:, :k] @ U[:, :k].T``
-    when sigma_k > sigma_k+1) is exact there too: the cotangent is checked for
-    that invariance (NaN if it fails).  See docs/degeneracy.md.
+    Degeneracy: sigma_k is degenerate where it coincides with another singular
+    value (within ``4 * max(m, n) * eps * sigma_max``) or is zero.  Reverse mode
+    (``grad``, ``jacrev``) of a loss that is invariant under rotations of the
+    vectors inside each cluster (``U @ Vh``, ``U diag(S) Vh``,
+    ``U[:, :k] @ U[:, :k].T`` when sigma_k > sigma_k+1) is exact there too: the
+    cotangent is checked for that invariance (NaN if it fails).  See
+    docs/degeneracy.md.
 
     Where the loss weights the tied values differently (dL/ds_i differ inside a
     cluster, e.g. the truncation loss ``<T, U[:, :k] diag(S[:k]) Vh[:k]>`` at a tie
@@ -259,13 +289,7 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
       ValueError: ``a`` has fewer than two dimensions.
       TypeError: float16/bfloat16 input (no SVD in that precision).
       NotImplementedError: ``hermitian=True`` or a proper subset.
-
-    Example:
-      >>> import jax, jax.numpy as jnp, jaxsvd
-      >>> a = jnp.array([[3.0, 0.0], [0.0, 1.0]])
-      >>> jax.jacfwd(lambda a: jaxsvd.svd(a, compute_uv=False))(a)[0]
-      Array([[1., 0.],
-             [0., 0.]], dtype=float32)
+      TypeError: a non-integer entry of ``subset_by_index``.
     """
     a = as_matrix(a)
     if hermitian:
@@ -273,7 +297,9 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
             "jaxsvd.svd(hermitian=True) is not supported: pass hermitian=False (the general "
             "SVD is valid for symmetric input too), or use jnp.linalg.eigh for eigenpairs")
     r = min(a.shape[-2:])
-    if subset_by_index is not None and tuple(subset_by_index) != (0, r):
+    if subset_by_index is not None:
+        subset_by_index = tuple(static_int(i, f"subset_by_index[{j}]") for j, i in enumerate(subset_by_index))
+    if subset_by_index is not None and subset_by_index != (0, r):
         raise NotImplementedError(
             f"jaxsvd.svd(subset_by_index={tuple(subset_by_index)}) is not supported: slice the "
             "full result, or use jaxsvd.singular_triplet(a, k) for one triplet")

@@ -4,7 +4,7 @@ The primal is a Krylov solver (thick-restart Golub--Kahan--Lanczos,
 jaxsvd/_krylov.py) that touches the operator only through x -> A x and
 y -> A^T y.  The derivative rules never differentiate its iterations: they are
 the series engine (jaxsvd/_series.py) on the partial basis of the k computed
-triplets (seed 002; THEORY.md sections 2, 3 and 6):
+triplets (R. Scholz, "Derivative of the first order SVD", note, 2023; docs/svds.md, "Derivatives"):
 
   * inside the span of the k triplets, the engine's exact small formulas
     (pairs i, j <= k: one reciprocal of sigma_i - sigma_j, one of sigma_i + sigma_j);
@@ -579,10 +579,7 @@ def _float_default():
 
 
 def _check_k(k, r):
-    k = static_int(k, "k")
-    if not 1 <= k <= r:
-        raise ValueError(f"k={k} is out of range: need 1 <= k <= min(m, n) = {r}")
-    return k
+    return static_int(k, "k", low=1, high=r, high_name="min(m, n)")
 
 
 def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, v0_cols=0):
@@ -592,10 +589,8 @@ def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, 
         raise ValueError(f"tol must be a positive number; got {tol!r}")
     if krylov_dim is None:
         p = default_krylov_dim(k, r)
-    elif isinstance(krylov_dim, bool) or not isinstance(krylov_dim, (int, np.integer)) or krylov_dim <= k:
-        raise ValueError(f"krylov_dim must be an int > k = {k}; got {krylov_dim!r}")
     else:
-        p = int(min(krylov_dim, r))
+        p = min(static_int(krylov_dim, "krylov_dim", low=k + 1), r)
     if block_size is None:
         # v0's column count (else from k), smaller where the matrix is too small for it
         # (then v0's leading columns start the basis)
@@ -606,20 +601,14 @@ def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, 
                 break
             except ValueError:
                 b -= 1
-    elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-        raise ValueError(f"block_size must be an int >= 1; got {block_size!r}")
     else:
-        b = int(block_size)
-        if b < 1:
-            raise ValueError(f"block_size must be >= 1; got {b}")
+        b = static_int(block_size, "block_size", low=1)
         if v0_cols > b:
             raise ValueError(f"v0 has {v0_cols} columns, more than block_size={b}")
     pl = plan(k, r, b, p, warm=v0_cols > 0)  # ValueError for b < 1 or b > the Krylov dimension
     if maxiter is None:
         maxiter = max(1000, 20 * pl.p)
-    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
-        raise ValueError(f"maxiter must be a positive int; got {maxiter!r}")
-    return tol, int(maxiter), pl
+    return tol, static_int(maxiter, "maxiter", low=1), pl
 
 
 def _key_data(key):
@@ -839,9 +828,9 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
     and du, dv come from the series engine on the k triplets (pairs i, j <= k)
     plus conjugate-gradient solves of the deflated system
     ``[[s_i I, -A], [-A^T, s_i I]] z = r`` on the complement of the k triplets
-    (seed 002_*.txt; THEORY.md 6), positive definite there when
+    (Scholz 2023; docs/svds.md), positive definite there when
     s_k > sigma_{k+1}.  ``jvp``, ``grad``, ``jacfwd``, ``jacrev``, ``hessian`` and
-    ``jet`` (any order: the Rayleigh--Schroedinger recursion of THEORY.md 2-3 with
+    ``jet`` (any order: the Rayleigh--Schroedinger recursion of docs/theory.md with
     the reduced resolvent applied by those solves, the operator's Taylor
     coefficients from ``jet`` of its matvec) work, under ``jit`` and ``vmap``,
     with respect to the array or to the arrays an operator closes over.
@@ -867,8 +856,7 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
         segment); default ``max(1000, 20 p)``.  Also the conjugate-gradient bound.
       key: ``jax.random`` key for the start block and breakdown vectors
         (default ``key(0)``): same key, same result.
-      krylov_dim: Krylov dimension p > k (an extension of DESIGN.md's
-        signature, like scipy's ``ncv``): memory is O((m + n) p); default
+      krylov_dim: Krylov dimension p > k (like scipy's ``ncv``): memory is O((m + n) p); default
         ``min(min(m, n), max(2k + 8, k + 40))``, rounded to a multiple of the
         block size.
       v0: warm start (scipy's name): a start vector ``(..., n)`` or a start

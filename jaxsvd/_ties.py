@@ -31,7 +31,7 @@ are ours to choose -- the point of this module:
 
   * polar (g = 1): one cluster.  ``F_n = sum_{a+c=n} U_a V_c^T``: no
     1/(s_i - s_j) anywhere, the skew parts through 1/(s_i + s_j), the null
-    spaces through 1/s_j (DESIGN.md "Exact through ties");
+    spaces through 1/s_j (docs/ties.md, "How: one engine, a chosen gauge");
   * truncate (g = s on the top k) and the projectors (g = 1/s on the top k;
     ``P_U = G A^T``, ``P_V = A^T G``): two clusters split at the cut, where
     ``g(S)`` is ``S_top`` or the inverse series of ``S_top`` -- exact;
@@ -615,10 +615,7 @@ def _apply(a, spec, factors=None, params=()):
 
 
 def _static_k(k, r: int):
-    k = static_int(k, "k")
-    if not 1 <= k <= r:
-        raise ValueError(f"k={k} must satisfy 1 <= k <= min(m, n) = {r}")
-    return k
+    return static_int(k, "k", low=1, high=r, high_name="min(m, n)")
 
 
 _POLAR = _Spec("polar", "polar")
@@ -745,7 +742,7 @@ def generalized_matrix_function(g):
     ``F(a)`` has the shape of ``a`` (thin factors); e.g. ``g = lambda s, tau:
     jax.nn.relu(s - tau)`` is singular value thresholding (the proximal
     operator of ``tau * nuclear_norm``), called as ``F(a, tau)``.  First
-    derivative (THEORY.md 5, DESIGN.md):
+    derivative (docs/ties.md, docs/spectral.md):
 
     .. math::
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from . import _compat
 from ._series import svd_series
-from ._svd import as_matrix, basis, lapack_svd, real_dtype
+from ._svd import as_matrix, basis, lapack_svd, real_dtype, static_int
 
 triplet_p = _compat.new_primitive("jaxsvd_singular_triplet", multiple_results=True)
 
@@ -85,7 +85,8 @@ def singular_triplet(a, k: int):
     Args:
       a: real or complex array ``(..., m, n)`` (for complex a, ``v_k`` is the
         right singular vector, ``a v_k = s_k u_k``: the conjugate of row k of ``Vh``).
-      k: static index, ``-r <= k < r`` (negative counts from the smallest).
+      k: static int index, ``0 <= k < r`` (``r - 1`` is the smallest; a negative k, a
+        float such as ``2.0``, a bool or a traced value raise ValueError / TypeError).
 
     Returns:
       ``(s_k, u_k, v_k)`` of shapes ``(...)``, ``(..., m)``, ``(..., n)``.
@@ -98,11 +99,5 @@ def singular_triplet(a, k: int):
     """
     a = as_matrix(a)
     r = min(a.shape[-2:])
-    if not isinstance(k, (int,)) or isinstance(k, bool):
-        try:
-            k = int(k)  # numpy / concrete integers
-        except Exception:  # noqa: BLE001
-            raise TypeError(f"k must be a static Python int, got {k!r}") from None
-    if not -r <= k < r:
-        raise ValueError(f"k={k} is out of range for a matrix with min(m, n) = {r} singular values")
-    return tuple(triplet_p.bind(a, k=k % r))
+    k = static_int(k, "k", low=0, high=r - 1, high_name="min(m, n) - 1")
+    return tuple(triplet_p.bind(a, k=k))

@@ -97,7 +97,9 @@ def test_jacobian_matches_autodiff(shape):
 
 def test_paper_size_and_negative_k():
     a = gaussian((6, 10), 11)
-    assert max_rel_err(jaxsvd.hessian(a, -1), _ref_hessian(a, 5)) <= 1e-10
+    assert max_rel_err(jaxsvd.hessian(a, 5), _ref_hessian(a, 5)) <= 1e-10
+    with pytest.raises(ValueError, match="k=-1 is out of range"):   # no Python-style negative index
+        jaxsvd.hessian(a, -1)
 
 
 def test_diagonal_closed_form():
