@@ -72,6 +72,7 @@ class Plan(NamedTuple):
     b: int  # block size
     keep: int  # Ritz vectors kept at a restart, a multiple of seg
     seg: int  # columns between convergence checks (divides p and keep)
+    dense: bool = False  # the Krylov space would span the short side: the dense route (:func:`dense_svds`)
 
 
 def default_tol(dtype) -> float:
@@ -126,8 +127,10 @@ def plan(k: int, r: int, b: int, p: int | None = None, warm: bool = False) -> Pl
     ``seg`` with room for two segments; to r if it reaches r and r is a multiple
     of b (one cycle exhausts the row space), else down so that p + b <= r (the
     block after a full basis must fit beside it).  ``keep`` ~ (p + k) / 2 Ritz
-    vectors, a multiple of ``seg``, survive a restart.  Raises ValueError if
-    b < 1 or the Krylov dimension cannot hold k vectors and one block.
+    vectors, a multiple of ``seg``, survive a restart.  ``dense``: the requested
+    Krylov dimension, or p as rounded, reaches r (the basis would span the short
+    side; the solver then takes :func:`dense_svds`).  Raises ValueError if b < 1 or the Krylov
+    dimension cannot hold k vectors and one block.
     """
     if b < 1:
         raise ValueError(f"block_size must be >= 1; got {b}")
@@ -135,6 +138,7 @@ def plan(k: int, r: int, b: int, p: int | None = None, warm: bool = False) -> Pl
         p = default_krylov_dim(k, r) if not warm else int(min(r, max(2 * k + 8, k + 16)))
     else:
         p = int(min(max(p, k), r))
+    dense = p >= r
     s = max(1, round(2 / b)) if warm else max(1, round(p / (2 * b)))
     unit = s * b
     pu = max(2 * unit, round(p / unit) * unit)
@@ -154,7 +158,7 @@ def plan(k: int, r: int, b: int, p: int | None = None, warm: bool = False) -> Pl
     if keep_units * seg < k and p < r:
         raise ValueError(f"block_size={b} is too large for k={k} and min(m, n) = {r}: a restart must keep k "
                          f"vectors and make room for a block (Krylov dimension {p})")
-    return Plan(p=p, b=b, keep=keep_units * seg, seg=seg)
+    return Plan(p=p, b=b, keep=keep_units * seg, seg=seg, dense=dense or p >= r)
 
 
 def _cgs_qr(y, basis):
@@ -202,6 +206,50 @@ def _small_svd(B):
     return u, jnp.where(finite, s, jnp.asarray(jnp.nan, s.dtype)), vt
 
 
+def dense_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, b: int = 1) -> KrylovResult:
+    """The k largest triplets from the operator's matrix on its short side: the
+    route when the Krylov space would span that side (``Plan.dense``).
+
+    Why: with p = r = min(m, n) one Golub--Kahan--Lanczos cycle exhausts the short
+    side, and the estimate |R_z ub| can then only be the rounding of the last
+    orthogonalisation.  On a wide matrix (n > m) the part of A^H q outside the
+    row space is left in the null space of A, not cancelled by a complete basis:
+    about eps |A|, the size of float32's test ``tol = 1e-7``.  A triplet that misses
+    the test by rounding started a thick restart in a space with no room left --
+    P_next a null-space or random direction, A P_next ~ 0, the next Q block
+    normalised rounding -- and produced wrong Ritz values (0.0, NaN) whose
+    estimates passed (6 x 10 float32, k = 5; 20 x 30, k = 20).  Here instead: M = A
+    (r = n: r products with the columns of the identity, one block) or M = A^H
+    (r = m < n), one LAPACK SVD of the (max(m, n) x r) matrix -- the memory of the
+    Krylov bases it replaces, every value to rounding (backward stable), every tie
+    found.  ``residual``: the measured |A^H u_i - s_i v_i| / s_1 in the working
+    precision; ``converged``: finite (NaN in the operator: NaN, not converged);
+    ``steps``: ceil(r / b), the passes a Krylov cycle would have taken.
+    """
+    from ._svd import lapack_svd
+
+    r = min(m, n)
+    rdt = jnp.finfo(dtype).dtype
+    if n == r:  # tall or square: M = A (m, n)
+        M = mv(jnp.eye(n, dtype=dtype))
+        uu, s_all, vh = lapack_svd(M, full_matrices=False, compute_uv=True)
+        u, v = uu[:, :k], jnp.conj(vh[:k]).T
+        aht_u = jnp.matmul(jnp.conj(M).T, u, precision=_HIGHEST)  # A^H u
+    else:  # wide: M = A^H (n, m) = W S Z^H, A = Z S W^H
+        M = rmv(jnp.eye(m, dtype=dtype))
+        w, s_all, zh = lapack_svd(M, full_matrices=False, compute_uv=True)
+        u, v = jnp.conj(zh[:k]).T, w[:, :k]
+        aht_u = jnp.matmul(M, u, precision=_HIGHEST)
+    s = s_all[:k]
+    s0 = s_all[0]
+    res = jnp.linalg.norm(aht_u - v * s[None, :].astype(dtype), axis=0).astype(rdt)
+    res = res / jnp.where(s0 > 0, s0, 1.0)
+    nxt = s_all[k] if k < r else jnp.zeros((), rdt)
+    conv = jnp.isfinite(s) & jnp.isfinite(res)
+    steps = jnp.asarray(-(-r // b), jnp.int32)
+    return KrylovResult(u, s, v, res, steps, conv, nxt)
+
+
 def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
              tol: float, maxiter: int, p: int | None = None, b: int = 1, v0=None,
              warm: bool | None = None) -> KrylovResult:
@@ -219,7 +267,8 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
         the last segment may overshoot it by less than ``seg / b``.
       p: Krylov dimension (static); default :func:`default_krylov_dim`, rounded
         to a multiple of b (:func:`plan`); or a :class:`Plan` (then ``b`` and
-        ``warm`` are ignored).
+        ``warm`` are ignored).  A Krylov dimension reaching min(m, n) takes
+        :func:`dense_svds` instead (``Plan.dense``).
       b: block size (static).
       v0: None, or a start block (n, j): its first min(j, b) columns
         (orthonormalised) start the basis, random columns fill the rest.  A column that is zero
@@ -233,6 +282,8 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
     r = min(m, n)
     warm = (v0 is not None) if warm is None else warm
     pl = p if isinstance(p, Plan) else plan(k, r, b, p, warm)
+    if pl.dense:
+        return dense_svds(mv, rmv, m, n, k, dtype=dtype, b=pl.b)
     b = pl.b
     p, keep, seg = pl.p, pl.keep, pl.seg
     rdt = jnp.finfo(dtype).dtype  # real dtype of norms and singular values
