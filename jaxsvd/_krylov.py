@@ -206,7 +206,8 @@ def _small_svd(B):
     return u, jnp.where(finite, s, jnp.asarray(jnp.nan, s.dtype)), vt
 
 
-def dense_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, b: int = 1) -> KrylovResult:
+def dense_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, b: int = 1,
+               matrix=None) -> KrylovResult:
     """The k largest triplets from the operator's matrix on its short side: the
     route when the Krylov space would span that side (``Plan.dense``).
 
@@ -225,18 +226,19 @@ def dense_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, b:
     found.  ``residual``: the measured |A^H u_i - s_i v_i| / s_1 in the working
     precision; ``converged``: finite (NaN in the operator: NaN, not converged);
     ``steps``: ceil(r / b), the passes a Krylov cycle would have taken.
+    ``matrix``: the operator's (m, n) array when it is one (no products then).
     """
     from ._svd import lapack_svd
 
     r = min(m, n)
     rdt = jnp.finfo(dtype).dtype
     if n == r:  # tall or square: M = A (m, n)
-        M = mv(jnp.eye(n, dtype=dtype))
+        M = mv(jnp.eye(n, dtype=dtype)) if matrix is None else matrix.astype(dtype)
         uu, s_all, vh = lapack_svd(M, full_matrices=False, compute_uv=True)
         u, v = uu[:, :k], jnp.conj(vh[:k]).T
         aht_u = jnp.matmul(jnp.conj(M).T, u, precision=_HIGHEST)  # A^H u
     else:  # wide: M = A^H (n, m) = W S Z^H, A = Z S W^H
-        M = rmv(jnp.eye(m, dtype=dtype))
+        M = rmv(jnp.eye(m, dtype=dtype)) if matrix is None else jnp.conj(matrix.astype(dtype)).T
         w, s_all, zh = lapack_svd(M, full_matrices=False, compute_uv=True)
         u, v = jnp.conj(zh[:k]).T, w[:, :k]
         aht_u = jnp.matmul(M, u, precision=_HIGHEST)
@@ -252,7 +254,7 @@ def dense_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, b:
 
 def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
              tol: float, maxiter: int, p: int | None = None, b: int = 1, v0=None,
-             warm: bool | None = None) -> KrylovResult:
+             warm: bool | None = None, matrix=None) -> KrylovResult:
     """The k largest singular triplets of the operator (mv, rmv), A: R^n -> R^m (or C^n -> C^m).
 
     Args:
@@ -274,6 +276,8 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
         (orthonormalised) start the basis, random columns fill the rest.  A column that is zero
         or not finite is replaced by a random one.
       warm: check convergence every ~2 columns (default: whether v0 is given).
+      matrix: the operator's (m, n) array when it is one (the dense route then
+        needs no products).
 
     Returns:
       :class:`KrylovResult`; triplets that did not converge are returned as
@@ -283,7 +287,7 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
     warm = (v0 is not None) if warm is None else warm
     pl = p if isinstance(p, Plan) else plan(k, r, b, p, warm)
     if pl.dense:
-        return dense_svds(mv, rmv, m, n, k, dtype=dtype, b=pl.b)
+        return dense_svds(mv, rmv, m, n, k, dtype=dtype, b=pl.b, matrix=matrix)
     b = pl.b
     p, keep, seg = pl.p, pl.keep, pl.seg
     rdt = jnp.finfo(dtype).dtype  # real dtype of norms and singular values

@@ -270,7 +270,7 @@ def _solve_one(*args, op, k, p, tol, maxiter):
     mv, rmv = _solver_products(op, consts)
     res = gkl_svds(mv, rmv, op.m, op.n, k, dtype=op.dtype,
                    key=jax.random.wrap_key_data(kd), tol=tol, maxiter=maxiter, p=p,
-                   v0=v0 if v0.shape[-1] else None)
+                   v0=v0 if v0.shape[-1] else None, matrix=consts[0] if getattr(op, "dense", False) else None)
     ok = res.converged
     nan = jnp.asarray(jnp.nan, op.dtype)
     rnan = jnp.asarray(jnp.nan, res.s.dtype)
