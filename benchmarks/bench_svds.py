@@ -23,6 +23,14 @@ and the compiled temporary memory of svds against (m + n) p.  Warm-up,
 ``block_until_ready``, medians; compile times separately.  Table + JSON.
 
     python benchmarks/bench_svds.py --sizes 1024 --repeats 3
+
+``--sparse-blocks M N NNZ`` runs only the block-size comparison on a random BCOO
+(:func:`sparse_blocks`; the data behind ``_krylov.default_block_size``'s sparse rule,
+tabled in docs/svds.md):
+
+    python benchmarks/bench_svds.py --sparse-blocks 20000 5000 100000 --ks 2 5 10 --repeats 3
+    OPENBLAS_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+        python benchmarks/bench_svds.py --sparse-blocks 20000 5000 100000 --ks 2 5 10 --repeats 3
 """
 
 from __future__ import annotations
@@ -256,10 +264,10 @@ def sparse_blocks(m, n, nnz, ks, blocks, repeats):
     for k in ks:
         fns = {}
         for b in blocks:
-            def solve(d, b=b):
+            def solve(d, b=b, k=k):
                 return jaxsvd.svds_with_info(sparse.BCOO((d, A.indices), shape=A.shape), k, block_size=b)
 
-            def vg(d, b=b):
+            def vg(d, b=b, k=k):
                 return jax.value_and_grad(lambda d: jnp.sum(jaxsvd.svds(
                     sparse.BCOO((d, A.indices), shape=A.shape), k, block_size=b).S))(d)
 

@@ -93,7 +93,7 @@ def default_krylov_dim(k: int, r: int) -> int:
     return int(min(r, max(2 * k + 8, k + 40)))
 
 
-def default_block_size(k: int, r: int, backend: str | None = None) -> int:
+def default_block_size(k: int, r: int, backend: str | None = None, sparse: bool = False) -> int:
     """Block size from k: 1 for k = 1 on every backend (measured on an H200 too: a
     block of 4 halves the passes over A but doubles the time); for k > 1 on
     accelerators k + 3 up to k = 5, 8 beyond (a pass over A serves several
@@ -102,13 +102,20 @@ def default_block_size(k: int, r: int, backend: str | None = None) -> int:
     ``jax.default_backend()``): 4 for k > 1 -- XLA:CPU's products with skinny blocks cost several
     single products (measured, jax 0.10.2, 4096^2 float32: k = 1 value + grad,
     b = 4 1.28x, b = 1 0.97x the time of 100 pairs of products; k = 10 solve,
-    b = 1 225 passes 2.5 s, b = 4 96 passes 1.25 s, b = 8 slower again)."""
+    b = 1 225 passes 2.5 s, b = 4 96 passes 1.25 s, b = 8 slower again).
+    ``sparse`` (a BCOO matrix) on the CPU: 1 up to k = 5 -- a sparse product costs
+    the same per vector in a block, so a block only adds vectors to orthogonalise
+    (issue 26, ``benchmarks/bench_svds.py --sparse-blocks``, jax 0.10.2, 2 loaded
+    cores, interleaved medians; 20000 x 5000, 1e5 nonzeros, float32, solve, b = 1 /
+    b = 4: k = 2 0.51 / 0.95 s, k = 5 0.28 / 0.76 s with the default threads,
+    0.13 / 0.67 s and 0.25 / 0.52 s with one thread; k = 10 0.22 / 0.28 s and
+    0.44 / 0.42 s, no consistent winner: 4 kept above k = 5)."""
     if k == 1:
         # H200, jax 0.11.2, 4096^2 float32, value + grad: b = 1 0.031 s (120 passes),
         # b = 4 0.062 s (60 passes): the smaller per-step problems win there too
         b = 1
     elif (backend or jax.default_backend()) == "cpu":
-        b = 4
+        b = 1 if sparse and k <= 5 else 4
     else:
         b = k + 3 if k <= 5 else 8
     return int(max(1, min(b, r // 4)))

@@ -656,7 +656,7 @@ def _check_k(k, r):
     return k
 
 
-def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, v0_cols=0):
+def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, v0_cols=0, sparse=False):
     """(tol, maxiter, plan) from the user's options (ValueError on bad ones)."""
     tol = default_tol(dtype) if tol is None else float(tol)
     if not (tol > 0 and math.isfinite(tol)):
@@ -670,7 +670,7 @@ def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, 
     if block_size is None:
         # v0's column count (else from k), smaller where the matrix is too small for it
         # (then v0's leading columns start the basis)
-        b = v0_cols if v0_cols else default_block_size(k, r)
+        b = v0_cols if v0_cols else default_block_size(k, r, sparse=sparse)
         while b > 1:
             try:
                 plan(k, r, b, p, warm=v0_cols > 0)
@@ -769,7 +769,8 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
         r = min(m, n)
         k = _check_k(k, r)
         v0b = _check_v0(v0, n, dtype, ())
-        tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1])
+        tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1],
+                                          sparse=_is_bcoo(a))
         static = _static_part(a)
         if static is not None:
             # eager: one jitted entry, cached on the operator's non-array part and its
@@ -964,7 +965,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
         products and fewer sequential steps.  Default from k on accelerators
         (:func:`jaxsvd._krylov.default_block_size`: 4 for k = 1, k + 3 up to
         k = 5, then 8; at most ``min(m, n) // 4``); on the CPU 1 for k = 1 and
-        4 beyond (XLA:CPU's skinny matrix products are slow); with ``v0``, its column
+        4 beyond (XLA:CPU's skinny matrix products are slow), but 1 up to k = 5
+        for a BCOO matrix (measured: a block only adds work there); with ``v0``, its column
         count (a warm start needs few products: blocks would only add some),
         smaller where the matrix is too small for it (then v0's leading
         columns start the basis).

@@ -148,3 +148,13 @@ def test_sparse_products_never_densify(kind):
     if kind == "bcoo":  # (the lineax operator runs the same program)
         g_ref = jax.jit(jax.grad(loss_ref))(A.data)
         np.testing.assert_allclose(lowered.compile()(A.data), g_ref, rtol=1e-7, atol=1e-9)
+
+
+def test_default_block_size_rule():
+    # the measured rule (benchmarks/bench_svds.py --sparse-blocks): a BCOO on the CPU takes
+    # single vectors up to k = 5; dense operators keep blocks of 4
+    from jaxsvd._krylov import default_block_size
+
+    assert [default_block_size(k, 1000, "cpu", sparse=True) for k in (1, 2, 5, 6, 10)] == [1, 1, 1, 4, 4]
+    assert [default_block_size(k, 1000, "cpu") for k in (1, 2, 5, 10)] == [1, 4, 4, 4]
+    assert default_block_size(3, 1000, "gpu", sparse=True) == 6
