@@ -23,6 +23,14 @@ and the compiled temporary memory of svds against (m + n) p.  Warm-up,
 ``block_until_ready``, medians; compile times separately.  Table + JSON.
 
     python benchmarks/bench_svds.py --sizes 1024 --repeats 3
+
+``--sparse-blocks M N NNZ`` runs only the block-size comparison on a random BCOO
+(:func:`sparse_blocks`; the data behind ``_krylov.default_block_size``'s sparse rule,
+tabled in docs/svds.md):
+
+    python benchmarks/bench_svds.py --sparse-blocks 20000 5000 100000 --ks 2 5 10 --repeats 3
+    OPENBLAS_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+        python benchmarks/bench_svds.py --sparse-blocks 20000 5000 100000 --ks 2 5 10 --repeats 3
 """
 
 from __future__ import annotations
@@ -229,6 +237,84 @@ def run(sizes, repeats, torch_on, k_big, jet_size):
     return rows, extra
 
 
+def _sparse_bcoo(m, n, nnz, seed=0):
+    """A random BCOO m x n float32 matrix with about ``nnz`` entries (uniform positions)."""
+    from jax.experimental import sparse
+
+    rng = np.random.default_rng(seed)
+    idx = np.unique(np.stack([rng.integers(0, m, nnz), rng.integers(0, n, nnz)], 1), axis=0)
+    data = rng.standard_normal(len(idx)).astype(np.float32)
+    return sparse.BCOO((jnp.asarray(data), jnp.asarray(idx, jnp.int32)), shape=(m, n))
+
+
+def sparse_blocks(m, n, nnz, ks, blocks, repeats):
+    """Block size on a sparse operator (issue 26, item 4): the jitted solve
+    ``svds(A, k, block_size=b)`` and its value + grad with respect to the BCOO values,
+    for each k and b, medians of ``repeats`` runs interleaved over b (a loaded machine
+    slows every variant alike), with scipy's ARPACK (``scipy.sparse.linalg.svds``,
+    same tol) in the same process.  Threads: as the environment sets them
+    (``OPENBLAS_NUM_THREADS``; XLA's own pool: ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
+    intra_op_parallelism_threads=1`` for one thread)."""
+    import os
+
+    from jax.experimental import sparse
+
+    A = _sparse_bcoo(m, n, nnz)
+    rows = []
+    for k in ks:
+        fns = {}
+        for b in blocks:
+            def solve(d, b=b, k=k):
+                return jaxsvd.svds_with_info(sparse.BCOO((d, A.indices), shape=A.shape), k, block_size=b)
+
+            def vg(d, b=b, k=k):
+                return jax.value_and_grad(lambda d: jnp.sum(jaxsvd.svds(
+                    sparse.BCOO((d, A.indices), shape=A.shape), k, block_size=b).S))(d)
+
+            cs, tc = _compile(solve, A.data)
+            cg, _ = _compile(vg, A.data)
+            res, info = jax.block_until_ready(cs(A.data))
+            jax.block_until_ready(cg(A.data))
+            fns[b] = (cs, cg, int(info.passes), int(info.matvecs), tc, np.asarray(res.S))
+        times = {b: ([], []) for b in blocks}
+        for _ in range(repeats):
+            for b in blocks:
+                cs, cg = fns[b][:2]
+                t = time.perf_counter()
+                jax.block_until_ready(cs(A.data))
+                times[b][0].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                jax.block_until_ready(cg(A.data))
+                times[b][1].append(time.perf_counter() - t)
+        row = {"m": m, "n": n, "nnz": int(A.nse), "k": k,
+               "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+               "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+        for b in blocks:
+            row[f"b{b}_solve_s"] = float(np.median(times[b][0]))
+            row[f"b{b}_vg_s"] = float(np.median(times[b][1]))
+            row[f"b{b}_passes"], row[f"b{b}_matvecs"] = fns[b][2], fns[b][3]
+            row[f"b{b}_compile_s"] = fns[b][4]
+        try:
+            import scipy.sparse as sps
+            from scipy.sparse.linalg import svds as ssvds
+
+            a_sp = sps.csr_matrix((np.asarray(A.data), (np.asarray(A.indices[:, 0]), np.asarray(A.indices[:, 1]))),
+                                  shape=A.shape)
+            ts = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                s_arpack = ssvds(a_sp, k=k, tol=1e-7, random_state=0, return_singular_vectors=False)
+                ts.append(time.perf_counter() - t)
+            row["arpack_s"] = float(np.median(ts))
+            ref = np.sort(s_arpack)[::-1]
+            row["max_rel_dS"] = {b: float(np.max(np.abs(fns[b][5] - ref)) / ref[0]) for b in blocks}
+        except ImportError:
+            pass
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def table(rows, extra):
     cols = ["n", "floor_100mv_s", "floor_100pairs_s", "svds_s", "svds_x_floor", "svds_x_pairs", "svds_steps",
             "svds_matvecs", "svds_b1_s", "svds_b1_passes", "svds_warm_s", "svds_warm_passes", "jnp_s",
@@ -249,7 +335,17 @@ def main():
     p.add_argument("--jet-size", type=int, default=2048)
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--sparse-blocks", type=int, nargs=3, metavar=("M", "N", "NNZ"), default=None,
+                   help="only the block-size comparison on a random BCOO M x N with NNZ entries")
+    p.add_argument("--ks", type=int, nargs="+", default=[2, 5, 10])
+    p.add_argument("--blocks", type=int, nargs="+", default=[1, 4])
     args = p.parse_args()
+    if args.sparse_blocks:
+        rows = sparse_blocks(*args.sparse_blocks, args.ks, args.blocks, args.repeats)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"platform": platform.platform(), "jax": jax.__version__, "rows": rows}, f, indent=1)
+        return
     rows, extra = run(args.sizes, args.repeats, not args.no_torch, args.k, args.jet_size)
     table(rows, extra)
     out = {"platform": platform.platform(), "jax": jax.__version__, "device": str(jax.devices()[0]),

@@ -72,6 +72,7 @@ class Plan(NamedTuple):
     b: int  # block size
     keep: int  # Ritz vectors kept at a restart, a multiple of seg
     seg: int  # columns between convergence checks (divides p and keep)
+    dense: bool = False  # the Krylov space would span the short side: the dense route (:func:`dense_svds`)
 
 
 def default_tol(dtype) -> float:
@@ -92,7 +93,7 @@ def default_krylov_dim(k: int, r: int) -> int:
     return int(min(r, max(2 * k + 8, k + 40)))
 
 
-def default_block_size(k: int, r: int, backend: str | None = None) -> int:
+def default_block_size(k: int, r: int, backend: str | None = None, sparse: bool = False) -> int:
     """Block size from k: 1 for k = 1 on every backend (measured on an H200 too: a
     block of 4 halves the passes over A but doubles the time); for k > 1 on
     accelerators k + 3 up to k = 5, 8 beyond (a pass over A serves several
@@ -101,13 +102,20 @@ def default_block_size(k: int, r: int, backend: str | None = None) -> int:
     ``jax.default_backend()``): 4 for k > 1 -- XLA:CPU's products with skinny blocks cost several
     single products (measured, jax 0.10.2, 4096^2 float32: k = 1 value + grad,
     b = 4 1.28x, b = 1 0.97x the time of 100 pairs of products; k = 10 solve,
-    b = 1 225 passes 2.5 s, b = 4 96 passes 1.25 s, b = 8 slower again)."""
+    b = 1 225 passes 2.5 s, b = 4 96 passes 1.25 s, b = 8 slower again).
+    ``sparse`` (a BCOO matrix) on the CPU: 1 up to k = 5 -- a sparse product costs
+    the same per vector in a block, so a block only adds vectors to orthogonalise
+    (issue 26, ``benchmarks/bench_svds.py --sparse-blocks``, jax 0.10.2, 2 loaded
+    cores, interleaved medians; 20000 x 5000, 1e5 nonzeros, float32, solve, b = 1 /
+    b = 4: k = 2 0.51 / 0.95 s, k = 5 0.28 / 0.76 s with the default threads,
+    0.13 / 0.67 s and 0.25 / 0.52 s with one thread; k = 10 0.22 / 0.28 s and
+    0.44 / 0.42 s, no consistent winner: 4 kept above k = 5)."""
     if k == 1:
         # H200, jax 0.11.2, 4096^2 float32, value + grad: b = 1 0.031 s (120 passes),
         # b = 4 0.062 s (60 passes): the smaller per-step problems win there too
         b = 1
     elif (backend or jax.default_backend()) == "cpu":
-        b = 4
+        b = 1 if sparse and k <= 5 else 4
     else:
         b = k + 3 if k <= 5 else 8
     return int(max(1, min(b, r // 4)))
@@ -126,8 +134,10 @@ def plan(k: int, r: int, b: int, p: int | None = None, warm: bool = False) -> Pl
     ``seg`` with room for two segments; to r if it reaches r and r is a multiple
     of b (one cycle exhausts the row space), else down so that p + b <= r (the
     block after a full basis must fit beside it).  ``keep`` ~ (p + k) / 2 Ritz
-    vectors, a multiple of ``seg``, survive a restart.  Raises ValueError if
-    b < 1 or the Krylov dimension cannot hold k vectors and one block.
+    vectors, a multiple of ``seg``, survive a restart.  ``dense``: the requested
+    Krylov dimension, or p as rounded, reaches r (the basis would span the short
+    side; the solver then takes :func:`dense_svds`).  Raises ValueError if b < 1 or the Krylov
+    dimension cannot hold k vectors and one block.
     """
     if b < 1:
         raise ValueError(f"block_size must be >= 1; got {b}")
@@ -135,6 +145,7 @@ def plan(k: int, r: int, b: int, p: int | None = None, warm: bool = False) -> Pl
         p = default_krylov_dim(k, r) if not warm else int(min(r, max(2 * k + 8, k + 16)))
     else:
         p = int(min(max(p, k), r))
+    dense = p >= r
     s = max(1, round(2 / b)) if warm else max(1, round(p / (2 * b)))
     unit = s * b
     pu = max(2 * unit, round(p / unit) * unit)
@@ -154,7 +165,7 @@ def plan(k: int, r: int, b: int, p: int | None = None, warm: bool = False) -> Pl
     if keep_units * seg < k and p < r:
         raise ValueError(f"block_size={b} is too large for k={k} and min(m, n) = {r}: a restart must keep k "
                          f"vectors and make room for a block (Krylov dimension {p})")
-    return Plan(p=p, b=b, keep=keep_units * seg, seg=seg)
+    return Plan(p=p, b=b, keep=keep_units * seg, seg=seg, dense=dense or p >= r)
 
 
 def _cgs_qr(y, basis):
@@ -202,9 +213,55 @@ def _small_svd(B):
     return u, jnp.where(finite, s, jnp.asarray(jnp.nan, s.dtype)), vt
 
 
+def dense_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, b: int = 1,
+               matrix=None) -> KrylovResult:
+    """The k largest triplets from the operator's matrix on its short side: the
+    route when the Krylov space would span that side (``Plan.dense``).
+
+    Why: with p = r = min(m, n) one Golub--Kahan--Lanczos cycle exhausts the short
+    side, and the estimate |R_z ub| can then only be the rounding of the last
+    orthogonalisation.  On a wide matrix (n > m) the part of A^H q outside the
+    row space is left in the null space of A, not cancelled by a complete basis:
+    about eps |A|, the size of float32's test ``tol = 1e-7``.  A triplet that misses
+    the test by rounding started a thick restart in a space with no room left --
+    P_next a null-space or random direction, A P_next ~ 0, the next Q block
+    normalised rounding -- and produced wrong Ritz values (0.0, NaN) whose
+    estimates passed (6 x 10 float32, k = 5; 20 x 30, k = 20).  Here instead: M = A
+    (r = n: r products with the columns of the identity, one block) or M = A^H
+    (r = m < n), one LAPACK SVD of the (max(m, n) x r) matrix -- the memory of the
+    Krylov bases it replaces, every value to rounding (backward stable), every tie
+    found.  ``residual``: the measured |A^H u_i - s_i v_i| / s_1 in the working
+    precision; ``converged``: finite (NaN in the operator: NaN, not converged);
+    ``steps``: ceil(r / b), the passes a Krylov cycle would have taken.
+    ``matrix``: the operator's (m, n) array when it is one (no products then).
+    """
+    from ._svd import lapack_svd
+
+    r = min(m, n)
+    rdt = jnp.finfo(dtype).dtype
+    if n == r:  # tall or square: M = A (m, n)
+        M = mv(jnp.eye(n, dtype=dtype)) if matrix is None else matrix.astype(dtype)
+        uu, s_all, vh = lapack_svd(M, full_matrices=False, compute_uv=True)
+        u, v = uu[:, :k], jnp.conj(vh[:k]).T
+        aht_u = jnp.matmul(jnp.conj(M).T, u, precision=_HIGHEST)  # A^H u
+    else:  # wide: M = A^H (n, m) = W S Z^H, A = Z S W^H
+        M = rmv(jnp.eye(m, dtype=dtype)) if matrix is None else jnp.conj(matrix.astype(dtype)).T
+        w, s_all, zh = lapack_svd(M, full_matrices=False, compute_uv=True)
+        u, v = jnp.conj(zh[:k]).T, w[:, :k]
+        aht_u = jnp.matmul(M, u, precision=_HIGHEST)
+    s = s_all[:k]
+    s0 = s_all[0]
+    res = jnp.linalg.norm(aht_u - v * s[None, :].astype(dtype), axis=0).astype(rdt)
+    res = res / jnp.where(s0 > 0, s0, 1.0)
+    nxt = s_all[k] if k < r else jnp.zeros((), rdt)
+    conv = jnp.isfinite(s) & jnp.isfinite(res)
+    steps = jnp.asarray(-(-r // b), jnp.int32)
+    return KrylovResult(u, s, v, res, steps, conv, nxt)
+
+
 def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
              tol: float, maxiter: int, p: int | None = None, b: int = 1, v0=None,
-             warm: bool | None = None) -> KrylovResult:
+             warm: bool | None = None, matrix=None) -> KrylovResult:
     """The k largest singular triplets of the operator (mv, rmv), A: R^n -> R^m (or C^n -> C^m).
 
     Args:
@@ -219,12 +276,15 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
         the last segment may overshoot it by less than ``seg / b``.
       p: Krylov dimension (static); default :func:`default_krylov_dim`, rounded
         to a multiple of b (:func:`plan`); or a :class:`Plan` (then ``b`` and
-        ``warm`` are ignored).
+        ``warm`` are ignored).  A Krylov dimension reaching min(m, n) takes
+        :func:`dense_svds` instead (``Plan.dense``).
       b: block size (static).
       v0: None, or a start block (n, j): its first min(j, b) columns
         (orthonormalised) start the basis, random columns fill the rest.  A column that is zero
         or not finite is replaced by a random one.
       warm: check convergence every ~2 columns (default: whether v0 is given).
+      matrix: the operator's (m, n) array when it is one (the dense route then
+        needs no products).
 
     Returns:
       :class:`KrylovResult`; triplets that did not converge are returned as
@@ -233,6 +293,8 @@ def gkl_svds(mv: Callable, rmv: Callable, m: int, n: int, k: int, *, dtype, key,
     r = min(m, n)
     warm = (v0 is not None) if warm is None else warm
     pl = p if isinstance(p, Plan) else plan(k, r, b, p, warm)
+    if pl.dense:
+        return dense_svds(mv, rmv, m, n, k, dtype=dtype, b=pl.b, matrix=matrix)
     b = pl.b
     p, keep, seg = pl.p, pl.keep, pl.seg
     rdt = jnp.finfo(dtype).dtype  # real dtype of norms and singular values

@@ -86,12 +86,13 @@ class _Operator:
         out = _compat.eval_jaxpr(self.rmv_jaxpr, list(consts[self.n_mv:]), y)[0]
         return out.astype(self.dtype)
 
-    # blocks of columns (..., n, c) -> (..., m, c)
+    # blocks of columns (n, c) -> (m, c): the vector program applied to a block
+    # (_eval_block: a sparse product becomes one sparse-dense matrix product)
     def mv_block(self, consts, x):
-        return jax.vmap(partial(self.mv, consts), in_axes=-1, out_axes=-1)(x)
+        return _eval_block(self.mv_jaxpr, list(consts[: self.n_mv]), x).astype(self.dtype)
 
     def rmv_block(self, consts, y):
-        return jax.vmap(partial(self.rmv, consts), in_axes=-1, out_axes=-1)(y)
+        return _eval_block(self.rmv_jaxpr, list(consts[self.n_mv:]), y).astype(self.dtype)
 
     def merge(self, consts, diff_consts):
         """The full const list with the differentiable ones replaced."""
@@ -100,6 +101,74 @@ class _Operator:
 
     def split(self, consts):
         return [c for c, d in zip(consts, self.diff, strict=True) if d]
+
+
+_SPARSE_MATMUL = ("bcoo_dot_general",)
+
+
+def _eval_block(jaxpr, consts, x):
+    """A jaxpr of one vector input and one output, applied to the columns of a
+    block ``x`` (..., c): ``vmap`` over the trailing axis, equation by equation,
+    except that a sparse product ``bcoo_dot_general(data, indices, v)`` of a fixed
+    unbatched BCOO matrix with a column is bound once on the whole block, a
+    sparse--dense matrix product.
+
+    Why not ``jax.vmap``: JAX batches that product as a batch of matrix--vector
+    products (a BCOO with a batch dimension), and the transpose of *that* with
+    respect to the sparse values -- reverse mode in the matrix's entries -- is a
+    batched ``bcoo_dot_general_sampled``, which JAX evaluates as a dense
+    (c, m, n) product before sampling it: 2.4 GB at 20000 x 5000, k = 3, in eager
+    mode (jit fused it away).  The matrix product's transpose is the sampled
+    product of two blocks, O(c nnz).  Call-like equations (``jit``) are entered;
+    every other equation that touches the block is vmapped alone."""
+    from jax.extend import core as xcore
+
+    env = {}
+
+    def read(v):
+        return (v.val, False) if isinstance(v, xcore.Literal) else env[v]
+
+    def run(jaxpr, consts, ins):
+        for v, c in zip(jaxpr.constvars, consts, strict=True):
+            env[v] = (c, False)
+        for v, a in zip(jaxpr.invars, ins, strict=True):
+            env[v] = a
+        for eqn in jaxpr.eqns:
+            args = [read(v) for v in eqn.invars]
+            vals = [a for a, _ in args]
+            flags = [f for _, f in args]
+            prim, name = eqn.primitive, eqn.primitive.name
+            if name in _compat._CALLS and "jaxpr" in eqn.params and any(flags):
+                sub = eqn.params["jaxpr"]
+                sj, sc = (sub.jaxpr, sub.consts) if hasattr(sub, "consts") else (sub, ())
+                outs = run(sj, sc, args)
+            else:
+                bp = prim.get_bind_params(eqn.params)  # params (JAX 0.10), (subfuns, params) before
+                subfuns, params = bp if isinstance(bp, tuple) else ((), bp)
+
+                def bind(*xs, prim=prim, subfuns=subfuns, params=params):
+                    out = prim.bind(*subfuns, *xs, **params)
+                    return list(out) if prim.multiple_results else [out]
+
+                if not any(flags):
+                    outs = [(o, False) for o in bind(*vals)]
+                elif (name in _SPARSE_MATMUL and flags == [False, False, True]
+                      and not any(params["dimension_numbers"][1]) and vals[1].ndim == 2):
+                    # an unbatched BCOO (n_batch = 0) times a batched dense operand: the
+                    # trailing block axis is a free dimension of the product, and stays last
+                    outs = [(o, True) for o in bind(*vals)]
+                else:
+                    axes = [-1 if f else None for f in flags]
+                    outs = [(o, True) for o in jax.vmap(bind, in_axes=axes, out_axes=-1)(*vals)]
+            for v, o in zip(eqn.outvars, outs, strict=True):
+                if not isinstance(v, xcore.DropVar):
+                    env[v] = o
+        return [read(v) for v in jaxpr.outvars]
+
+    (out, batched), = run(jaxpr, consts, [(x, True)])
+    if not batched:  # an output that does not depend on the input (a zero operator)
+        out = jnp.broadcast_to(out[..., None], out.shape + (x.shape[-1],))
+    return out
 
 
 # One _Operator per distinct program: eager calls on a BCOO matrix or a lineax
@@ -141,7 +210,9 @@ class SvdsInfo(NamedTuple):
     Attributes:
       residual: ``(..., k)`` real: the Lanczos estimate of ``|A^H u_i - s_i v_i| / s_1``
         (``A v_i = s_i u_i`` holds to rounding by construction).
-      converged: ``(..., k)`` bool: triplet i met ``tol`` (False: its S, U, Vh are NaN).
+      converged: ``(..., k)`` bool: triplet i met ``tol``, or came from the dense route
+        (a Krylov dimension reaching min(m, n): one LAPACK SVD, residuals at the rounding
+        floor, which in float32 may exceed ``tol``).  False: its S, U, Vh are NaN.
       passes: ``(...)`` int32: passes over A = block Krylov steps, each one product
         ``A X`` and one ``A^H Y`` with blocks of ``block_size`` columns.
       matvecs: ``(...)`` int32: products of A with single vectors, ``passes * block_size``
@@ -199,7 +270,7 @@ def _solve_one(*args, op, k, p, tol, maxiter):
     mv, rmv = _solver_products(op, consts)
     res = gkl_svds(mv, rmv, op.m, op.n, k, dtype=op.dtype,
                    key=jax.random.wrap_key_data(kd), tol=tol, maxiter=maxiter, p=p,
-                   v0=v0 if v0.shape[-1] else None)
+                   v0=v0 if v0.shape[-1] else None, matrix=consts[0] if getattr(op, "dense", False) else None)
     ok = res.converged
     nan = jnp.asarray(jnp.nan, op.dtype)
     rnan = jnp.asarray(jnp.nan, res.s.dtype)
@@ -582,7 +653,7 @@ def _check_k(k, r):
     return static_int(k, "k", low=1, high=r, high_name="min(m, n)")
 
 
-def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, v0_cols=0):
+def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, v0_cols=0, sparse=False):
     """(tol, maxiter, plan) from the user's options (ValueError on bad ones)."""
     tol = default_tol(dtype) if tol is None else float(tol)
     if not (tol > 0 and math.isfinite(tol)):
@@ -594,7 +665,7 @@ def _check_options(tol, maxiter, dtype, k, r, krylov_dim=None, block_size=None, 
     if block_size is None:
         # v0's column count (else from k), smaller where the matrix is too small for it
         # (then v0's leading columns start the basis)
-        b = v0_cols if v0_cols else default_block_size(k, r)
+        b = v0_cols if v0_cols else default_block_size(k, r, sparse=sparse)
         while b > 1:
             try:
                 plan(k, r, b, p, warm=v0_cols > 0)
@@ -687,7 +758,8 @@ def svds_with_info(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=No
         r = min(m, n)
         k = _check_k(k, r)
         v0b = _check_v0(v0, n, dtype, ())
-        tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1])
+        tol, maxiter, pl = _check_options(tol, maxiter, dtype, k, r, krylov_dim, block_size, v0b.shape[-1],
+                                          sparse=_is_bcoo(a))
         static = _static_part(a)
         if static is not None:
             # eager: one jitted entry, cached on the operator's non-array part and its
@@ -809,7 +881,9 @@ def _bind(op, consts, v0, kd, k, pl, tol, maxiter):
     args = list(consts) + [v0, kd]
     u, s, v, res, steps, nxt = svds_p.bind(*args, op=op, k=k, p=pl, tol=tol, maxiter=maxiter, batch_shape=(),
                                            batched=(False,) * len(args))
-    conv = jnp.isfinite(s) & (res <= effective_tol(tol, op.dtype, pl.b))
+    # the solver's own flags (an unconverged triplet is NaN); the dense route's
+    # residuals sit at the rounding floor, which in float32 may exceed tol
+    conv = jnp.isfinite(s)
     mvs = steps * pl.b
     return _compat.SVDResult(U=u, S=s, Vh=mH(v)), SvdsInfo(res, conv, steps, mvs, nxt, pl.b, pl.p)
 
@@ -858,7 +932,10 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
         (default ``key(0)``): same key, same result.
       krylov_dim: Krylov dimension p > k (like scipy's ``ncv``): memory is O((m + n) p); default
         ``min(min(m, n), max(2k + 8, k + 40))``, rounded to a multiple of the
-        block size.
+        block size.  When it reaches ``min(m, n)`` (k close to min(m, n) by
+        default) the basis would span the short side: the solver then takes
+        the dense route -- the operator's matrix on that side from min(m, n)
+        products in one block, and one LAPACK SVD (docs/svds.md).
       v0: warm start (scipy's name): a start vector ``(..., n)`` or a start
         block ``(..., n, j)``, e.g. the previous call's ``Vh`` transposed
         (``jnp.swapaxes(Vh, -1, -2)``) in a training loop, where W changes little
@@ -876,7 +953,8 @@ def svds(a, k: int, *, tol=None, maxiter=None, key=None, krylov_dim=None, v0=Non
         products and fewer sequential steps.  Default from k on accelerators
         (:func:`jaxsvd._krylov.default_block_size`: 4 for k = 1, k + 3 up to
         k = 5, then 8; at most ``min(m, n) // 4``); on the CPU 1 for k = 1 and
-        4 beyond (XLA:CPU's skinny matrix products are slow); with ``v0``, its column
+        4 beyond (XLA:CPU's skinny matrix products are slow), but 1 up to k = 5
+        for a BCOO matrix (measured: a block only adds work there); with ``v0``, its column
         count (a warm start needs few products: blocks would only add some),
         smaller where the matrix is too small for it (then v0's leading
         columns start the basis).
