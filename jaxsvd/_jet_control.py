@@ -153,7 +153,7 @@ def _cond_taylor(primals_in, series_in, *, branches, **_):
     order = len(series_in[0])
     index, ops_p = primals_in[0], list(primals_in[1:])
     ops_s = _in_series(ops_p, series_in[1:])
-    fns = [lambda p, s, b=_jet_body(br, order, "lax.cond/lax.switch"): b(p, s) for br in branches]
+    fns = [_jet_body(br, order, "lax.cond/lax.switch") for br in branches]
     out_p, out_s = lax.switch(index, fns, ops_p, ops_s)
     return out_p, _out_series(out_s, branches[0].out_avals)
 
