@@ -244,6 +244,37 @@ def test_switch_outside_loop():
     assert max_rel_err(jnp.stack(ys), ref[1:]) < 1e-10
 
 
+VARIANTS = {
+    "reverse": lambda x: lax.scan(lambda c, xi: (jnp.sin(c) * xi + c, c * xi), 0.2, x, reverse=True)[1].sum(),
+    "unroll": lambda x: lax.scan(lambda c, xi: (jnp.sin(c) * xi + c, c * xi), 0.2, x, unroll=2)[0],
+    "map": lambda x: lax.map(jnp.sin, x).sum(),
+    "jet_of_vmap": lambda x: jax.vmap(lambda xi: lax.fori_loop(0, 3, lambda i, c: jnp.sin(c) + xi, xi))(x).sum(),
+    "while_in_scan": lambda x: lax.scan(lambda c, xi: (lax.while_loop(
+        lambda q: q[0] < 2, lambda q: (q[0] + 1, jnp.cos(q[1]) * xi), (0, c))[1], None), 0.1, x)[0],
+    "int_output": lambda x: lax.cond(x[0] > 0, lambda y: (jnp.sum(jnp.sin(y)), 1), lambda y: (jnp.sum(y), 2), x)[0],
+}
+
+
+def test_loop_variants():
+    """reverse and unrolled scans, lax.map, jet of vmap of a loop, a while inside a
+    scan, a branch with an integer output; order 3 against nested jvp."""
+    x, h = jnp.array([0.3, 0.5, 0.7]), jnp.array([1.0, -0.5, 0.2])
+    for name, f in VARIANTS.items():
+        _, ys = jet.jet(f, (x,), ([h, 0 * h, 0 * h],))
+        ref = nested_jvp_derivatives(f, x, [h], 3)
+        assert max_rel_err(jnp.stack(ys), ref[1:]) < 1e-12, name
+
+
+def test_vmap_of_jet_with_trip_counts_per_element():
+    """vmap over primal inputs whose while loops run different numbers of times (4, 2, 1)."""
+    f = lambda s: lax.while_loop(lambda c: c < 3.0, lambda c: 2 * c + jnp.sin(c), s)  # noqa: E731
+    s = jnp.array([0.1, 1.0, 2.5])
+    _, (y1, y2) = jax.vmap(lambda s: jet.jet(f, (s,), ([1.0, 0.0],)))(s)
+    for i in range(3):
+        ref = nested_jvp_derivatives(f, s[i], [jnp.ones(())], 2)
+        assert max_rel_err(jnp.stack([y1[i], y2[i]]), ref[1:]) < 1e-12, i
+
+
 # -- jaxsvd.derivatives (its orders run as a scan from order 6 on) ----------------------
 
 
