@@ -7,6 +7,7 @@ Semi-public internals (the primitives and the series engine) are in
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import _jet_control as _jet_control  # noqa: F401 - jet rules for scan/while/cond/remat
 from . import montecarlo as montecarlo
 from ._branches import branches as branches
 from ._closed_forms import hessian as hessian

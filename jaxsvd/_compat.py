@@ -168,6 +168,71 @@ def _series_custom_jvp(f, args, K, xcore):
     return out
 
 
+
+# ---------------------------------------------------------------------------
+# jet through control flow (the rules: jaxsvd/_jet_control.py)
+# ---------------------------------------------------------------------------
+# ``jax.experimental.jet`` (JAX 0.10, 0.11) has no rule for ``scan``, ``while``,
+# ``cond`` or ``remat2`` (jax #27699, #26801).  The rules jet the body jaxpr
+# once, inside the same loop primitive: what they need of jet's internals is
+# here -- a jet that takes (and gives) *unscaled* coefficients and accepts a
+# symbolic zero series (``None``) for an input, so integer loop counters never
+# get a series.
+
+try:
+    from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
+    from jax.extend.core.primitives import cond_p, remat_p, scan_p, while_p
+except ImportError:  # pragma: no cover - a JAX that moved them: no control-flow rules
+    ClosedJaxpr = jaxpr_as_fun = cond_p = remat_p = scan_p = while_p = None
+
+#: jet's symbolic zero series (a rule may return it for an output with no series)
+zero_series = _jet.zero_series
+
+
+def jet_series(fun, order: int, primals, series, debug_info=None):
+    """Unscaled Taylor coefficients of ``fun`` (a function of a flat list of
+    arrays returning a flat list) at ``primals``.
+
+    ``series`` has one entry per primal: a list of ``order`` coefficients, or
+    ``None`` for a zero series (integer and boolean values: a loop counter).
+    Returns ``(primals_out, series_out)``, every output with a list of
+    ``order`` coefficients (zeros where jet found none).
+    """
+    from jax._src import api_util
+    from jax._src import linear_util as lu
+
+    if debug_info is None:
+        debug_info = api_util.debug_info("jet", fun, tuple(primals), {})
+    f = lu.wrap_init(lambda *xs: list(fun(*xs)), debug_info=debug_info)
+    ser = [_jet.zero_series if s is None else list(s) for s in series]
+    out_p, out_s = _jet.jet_fun(_jet.jet_subtrace(f), order).call_wrapped(list(primals), ser)
+    return list(out_p), [list(s) for s in out_s]
+
+
+def jaxpr_debug_info(closed):
+    """The debug info of a closed jaxpr with its argument names dropped (for a
+    jaxpr re-traced with other arguments), or None."""
+    info = getattr(closed.jaxpr, "debug_info", None)
+    if info is None:  # pragma: no cover
+        return None
+    return info.with_unknown_names() if hasattr(info, "with_unknown_names") else info
+
+
+def jaxpr_source(closed) -> str:
+    """Where the function traced to ``closed`` was defined ("body at file.py:12"), or ""."""
+    info = getattr(closed.jaxpr, "debug_info", None)
+    return str(getattr(info, "func_src_info", "") or "")
+
+
+def def_taylor_if_absent(prim, rule) -> bool:
+    """Register ``rule`` as ``prim``'s jet rule only if JAX has none (never
+    replacing one); returns whether it was registered."""
+    if prim is None or prim in jet_rules:
+        return False
+    jet_rules[prim] = _vma_taylor(rule)
+    return True
+
+
 def eval_jaxpr(jaxpr, consts, *args):
     """Evaluate a (open) jaxpr: ``jax.core.eval_jaxpr``."""
     return jax.core.eval_jaxpr(jaxpr, consts, *args)
@@ -374,6 +439,7 @@ def _vma_taylor(rule):
         return rule(primals_in, series_in, **params)
 
     taylor._jaxsvd_vma = True
+    taylor.__wrapped__ = rule  # JAX's own rule, unchanged (tests/test_jet_control_flow.py)
     return taylor
 
 
