@@ -498,8 +498,8 @@ def def_dce_passthrough(prim: Primitive, passthrough) -> None:
     pe.dce_rules[prim] = rule
 
 
-try:  # the NamedTuple jnp.linalg.svd returns (not re-exported publicly)
-    from jax._src.numpy.linalg import SVDResult
+try:  # the NamedTuples jnp.linalg.svd / eigh return (not re-exported publicly)
+    from jax._src.numpy.linalg import EighResult, SVDResult
 except ImportError:  # pragma: no cover - future JAX
     from typing import NamedTuple as _NT
 
@@ -507,6 +507,10 @@ except ImportError:  # pragma: no cover - future JAX
         U: jax.Array
         S: jax.Array
         Vh: jax.Array
+
+    class EighResult(_NT):  # type: ignore[no-redef]
+        eigenvalues: jax.Array
+        eigenvectors: jax.Array
 
 
 def bcoo_from_scipy(mat):
