@@ -7,6 +7,7 @@ Semi-public internals (the primitives and the series engine) are in
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import hermitian as hermitian
 from . import montecarlo as montecarlo
 from ._branches import branches as branches
 from ._closed_forms import hessian as hessian
@@ -39,7 +40,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "branches", "derivatives", "eigh", "eigvalsh", "gaps", "generalized_matrix_function", "hessian", "hvp", "jacobian", "ky_fan_norm",
+    "branches", "derivatives", "eigh", "eigvalsh", "gaps", "generalized_matrix_function", "hermitian", "hessian", "hvp", "jacobian", "ky_fan_norm",
     "montecarlo", "nuclear_norm", "polar", "projectors", "schatten_norm", "singular_triplet",
     "spectral_function", "spectral_norm", "svd", "svds", "svds_with_info", "SvdsInfo",
     "svdvals", "truncate", "truncated_split",
