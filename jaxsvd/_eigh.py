@@ -32,9 +32,6 @@ spectrum, ``4 n eps (lambda_max + 2 max|lambda|)`` (_spectrum.degeneracy_tol).
 
 from __future__ import annotations
 
-from functools import partial
-
-import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -96,12 +93,6 @@ def _eigh_impl(a, *, lower, vectors, masked):
 def _eigh_abstract_eval(a, *, lower, vectors, masked):
     w = _compat.ShapedArray(a.shape[:-1], real_dtype(a.dtype))
     return (w, _compat.ShapedArray(a.shape, a.dtype)) if vectors else (w,)
-
-
-def _eigh_batch(args, dims, **params):
-    (a,), (d,) = args, dims
-    out = eigh_p.bind(jnp.moveaxis(a, d, 0), **params)
-    return out, [0] * len(out)
 
 
 def shift_of(w):
@@ -169,12 +160,9 @@ def _eigh_taylor(primals_in, series_in, *, lower, vectors, masked):
 # registration
 # ---------------------------------------------------------------------------
 
-eigh_p.def_impl(partial(jax.jit, static_argnames=("lower", "vectors", "masked"))(_eigh_impl))
-eigh_p.def_abstract_eval(_eigh_abstract_eval)
-_compat.def_lowering_from_fun(eigh_p, _eigh_impl, multiple_results=True)
-_compat.def_batching(eigh_p, _eigh_batch)
-_compat.def_jvp(eigh_p, _eigh_jvp)
-_compat.def_taylor(eigh_p, _eigh_taylor)
+_compat.def_rules(eigh_p, impl=_eigh_impl, abstract=_eigh_abstract_eval,
+                  static_argnames=("lower", "vectors", "masked"), jvp=_eigh_jvp, transpose=None,
+                  taylor=_eigh_taylor, multiple_results=True, out_dims="leading")
 
 
 # ---------------------------------------------------------------------------

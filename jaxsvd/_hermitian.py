@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._eigh import as_square, eigvalsh, hermitian_part, lapack_eigh, shift_of, shifted_basis
+from ._eigh import as_square, eigh, eigvalsh, hermitian_part, lapack_eigh, shift_of, shifted_basis
 from ._series import mH, svd_series
 from ._spectral import spectral_function as _svd_spectral_function
 from ._svd import static_int
@@ -335,3 +335,76 @@ def gaps(a):
     d = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, d)
     return jnp.min(d, axis=-1) / jnp.max(jnp.abs(w), axis=-1, keepdims=True)
 
+
+
+# ---------------------------------------------------------------------------
+# fidelity and the generalized problem
+# ---------------------------------------------------------------------------
+
+
+def _sqrt_psd(w):
+    return jnp.sqrt(jnp.where(w > 0, w, jnp.zeros_like(w)))
+
+
+_SQRT_PSD = matrix_function(_sqrt_psd)
+
+
+def fidelity(rho, sigma):
+    r"""Uhlmann fidelity ``(tr sqrt(sqrt(rho) sigma sqrt(rho)))**2`` of density matrices, ``(...)``.
+
+    Both square roots are :func:`matrix_function` square roots, so ``grad``,
+    ``hessian`` and ``jet`` are exact at degenerate states (the maximally mixed
+    state included), where an eigh-route square root is NaN or wrong.
+    Rank deficiency: eigenvalues are clipped at 0 (rounding below 0 is not a
+    NaN), the value is exact, and derivatives are NaN wherever a square root
+    meets a zero eigenvalue (sqrt is not differentiable there), e.g. at pure
+    states.
+
+    Args:
+      rho, sigma: Hermitian positive semidefinite ``(..., n, n)``, trace 1 (not checked).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> rho = jnp.eye(2) / 2
+      >>> float(jaxsvd.hermitian.fidelity(rho, jnp.diag(jnp.array([0.9, 0.1]))))  # (sum sqrt(p q))**2
+      0.9
+    """
+    r = _SQRT_PSD(rho)
+    sigma = _checked(sigma, "sigma")
+    if sigma.shape != r.shape:
+        raise ValueError(f"rho and sigma must have the same shape; got {r.shape} and {sigma.shape}")
+    t = jnp.real(jnp.trace(_SQRT_PSD(r @ sigma @ r), axis1=-2, axis2=-1))
+    return t * t
+
+
+def eigh_generalized(a, b):
+    r"""Generalized Hermitian eigenproblem ``a x = w b x`` with ``b`` positive definite
+    (scipy's ``eigh(a, b)``): ``(w, x)``, ``w`` ascending ``(..., n)``, ``x``
+    ``(..., n, n)`` with ``x^H b x = I``.
+
+    By Cholesky reduction: ``b = L L^H``, ``C = L^{-1} a L^{-H}``,
+    ``C = Y diag(w) Y^H`` (:func:`jaxsvd.eigh`), ``x = L^{-H} Y``.  ``jvp``,
+    ``grad`` and ``hessian`` compose (through JAX's Cholesky and triangular
+    solves; ``jet`` does not: JAX's Cholesky has no Taylor rule); the eigh step
+    follows :func:`jaxsvd.eigh`'s degeneracy policy.  A ``b`` that is not
+    positive definite gives NaN.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> w, x = jaxsvd.hermitian.eigh_generalized(jnp.diag(jnp.array([2.0, 6.0])), 2.0 * jnp.eye(2))
+      >>> w
+      Array([1., 3.], dtype=float32)
+    """
+    a = _checked(a)
+    b = _checked(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape; got {a.shape} and {b.shape}")
+    if a.dtype != b.dtype:
+        dtype = np.promote_types(a.dtype, b.dtype)
+        a, b = a.astype(dtype), b.astype(dtype)
+    low = jnp.linalg.cholesky(b)
+    tri = jax.scipy.linalg.solve_triangular
+    y = tri(low, a, lower=True)  # L^-1 a
+    c = mH(tri(low, mH(y), lower=True))  # L^-1 a L^-H
+    w, v = eigh(c)
+    return w, tri(low, v, lower=True, trans="C")
