@@ -366,8 +366,8 @@ def fidelity(rho, sigma):
     Example:
       >>> import jax.numpy as jnp, jaxsvd
       >>> rho = jnp.eye(2) / 2
-      >>> float(jaxsvd.hermitian.fidelity(rho, jnp.diag(jnp.array([0.9, 0.1]))))  # (sum sqrt(p q))**2
-      0.9
+      >>> round(float(jaxsvd.hermitian.fidelity(rho, jnp.diag(jnp.array([0.9, 0.1])))), 4)  # (sum sqrt(p q))**2
+      0.8
     """
     r = _SQRT_PSD(rho)
     sigma = _checked(sigma, "sigma")
@@ -391,9 +391,9 @@ def eigh_generalized(a, b):
 
     Example:
       >>> import jax.numpy as jnp, jaxsvd
-      >>> w, x = jaxsvd.hermitian.eigh_generalized(jnp.diag(jnp.array([2.0, 6.0])), 2.0 * jnp.eye(2))
+      >>> w, x = jaxsvd.hermitian.eigh_generalized(jnp.diag(jnp.array([2.0, 6.0])), 4.0 * jnp.eye(2))
       >>> w
-      Array([1., 3.], dtype=float32)
+      Array([0.5, 1.5], dtype=float32)
     """
     a = _checked(a)
     b = _checked(b, "b")
