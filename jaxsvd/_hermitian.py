@@ -29,6 +29,7 @@ from jax import lax
 
 from ._eigh import as_square, eigh, eigvalsh, hermitian_part, lapack_eigh, shift_of, shifted_basis
 from ._series import mH, svd_series
+from ._branches import branches as _svd_branches
 from ._spectral import spectral_function as _svd_spectral_function
 from ._svd import static_int
 from ._ties import apply_general, left_projector
@@ -316,6 +317,35 @@ def derivatives(a, h, order: int):
     scale = np.array([math.factorial(j) for j in range(order + 1)], dtype=s.dtype)
     rows = jnp.stack([s - c] + list(ser.s))[..., ::-1]
     return rows * scale.reshape((order + 1,) + (1,) * (s.ndim))
+
+
+def branches(a, h, order: int):
+    r"""Analytic (Rellich) eigenvalue branches along ``a + x h``, ``(order + 1, ..., n)``.
+
+    Row j is the j-th derivative at x = 0 of each analytic branch (row 0 =
+    ``eigvalsh(a)``); it equals :func:`derivatives` where the eigenvalues are
+    simple.  Through ties the branches exist where the sorted eigenvalues do not
+    (degenerate perturbation theory, as many reduction levels as the path
+    needs): :func:`jaxsvd.branches` on ``a + cI`` (docs/branches.md).  Ordering:
+    like ``eigvalsh`` at x = 0, tied branches by their derivatives, ascending,
+    first order first (the order of the sorted eigenvalues for small x > 0).
+    Near ties within ``sqrt(eps)`` of the shifted spectrum are merged.  Real
+    input only; ``h`` is symmetrised.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxsvd
+      >>> h = jnp.array([[1.0, 2.0], [2.0, -1.0]])
+      >>> b = jaxsvd.hermitian.branches(jnp.eye(2), h, 1)  # 1 -+ sqrt(5) x
+      >>> [round(float(x), 4) for x in b[1]]
+      [-2.2361, 2.2361]
+    """
+    a = _checked(a)
+    h = hermitian_part(as_square(h, "h"))
+    if h.shape != a.shape:
+        raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
+    b, _, c = shifted(a)
+    rows = _svd_branches(b, h.astype(b.dtype), order)[..., ::-1]
+    return rows.at[0].add(-c)
 
 
 def gaps(a):

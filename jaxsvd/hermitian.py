@@ -6,12 +6,13 @@ eigenvalue derivatives, exact through tied eigenvalues to any order.
 ``jet`` included); ``sqrtm``, ``logm``, ``expm``, ``powm`` and ``logdet`` are
 built on it; ``projector(a, k, which)`` is the spectral projector onto k
 extreme eigenvalues; ``spectral_function(f)`` is ``f(eigvalsh(a))``;
-``derivatives`` and ``gaps`` describe the eigenvalues themselves;
+``derivatives``, ``branches`` and ``gaps`` describe the eigenvalues themselves;
 ``fidelity`` is Uhlmann's, ``eigh_generalized`` solves ``a x = w b x``.
 ``jaxsvd.eigh`` / ``jaxsvd.eigvalsh`` are the drop-ins for ``jnp.linalg``.
 See docs/hermitian.md and ``jaxsvd/_hermitian.py``.
 """
 
+from ._hermitian import branches as branches
 from ._hermitian import derivatives as derivatives
 from ._hermitian import eigh_generalized as eigh_generalized
 from ._hermitian import expm as expm
@@ -25,5 +26,5 @@ from ._hermitian import projector as projector
 from ._hermitian import spectral_function as spectral_function
 from ._hermitian import sqrtm as sqrtm
 
-__all__ = ["derivatives", "eigh_generalized", "expm", "fidelity", "gaps", "logdet", "logm", "matrix_function", "powm", "projector",
+__all__ = ["branches", "derivatives", "eigh_generalized", "expm", "fidelity", "gaps", "logdet", "logm", "matrix_function", "powm", "projector",
            "spectral_function", "sqrtm"]

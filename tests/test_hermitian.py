@@ -431,3 +431,18 @@ def test_fidelity_at_the_maximally_mixed_state_and_eigh_generalized():
     dw = jax.jvp(lambda y: H.eigh_generalized(y, b)[0], (a,), (jnp.asarray(e),))[1]
     np.testing.assert_allclose(dw, np.einsum("ik,ij,jk->k", x0, e, x0), atol=1e-12)
     assert np.isnan(H.eigh_generalized(a, -b)[0]).all()
+
+
+def test_branches_through_an_exact_tie_against_mpmath():
+    a, h = np.diag(TIE), np.asarray(sym(4, 130))
+    got = H.branches(jnp.asarray(a), jnp.asarray(h), 3)
+    with mpmath.workdps(50):
+        am, hm = mpmath.matrix(a.tolist()), mpmath.matrix(h.tolist())
+
+        def ev(x, k):  # the sorted eigenvalues for x > 0 are the analytic branches
+            return sorted(mpmath.eigsy(am + x * hm)[0])[k]
+
+        ref = np.array([[float(mpmath.diff(lambda x, k=k: ev(x, k), 0, j, direction=1, h=mpmath.mpf("1e-12")))
+                         for k in range(4)] for j in range(4)])
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+    np.testing.assert_allclose(got[:, 2:], H.derivatives(jnp.asarray(a), jnp.asarray(h), 3)[:, 2:], atol=1e-12)
