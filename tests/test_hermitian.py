@@ -215,6 +215,7 @@ def test_matrix_functions_values_and_frechet_at_ties(fns, cplx):
     np.testing.assert_allclose(jax.jvp(F, (a,), (h,))[1], frechet(ref, a, [h]), atol=1e-10)
 
 
+@pytest.mark.slow
 def test_matrix_function_closed_form_at_cI():
     # f(cI + tE) = sum_k f^(k)(c) t^k E^k / k!
     c, e = 1.7, sym(3, 30)
@@ -336,6 +337,7 @@ def test_projector_exact_through_ties_nan_at_the_cut(which):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_jit_vmap_mixed_batch_and_jet_of_grad():
     batch = jnp.stack([spd(TIE, 90), spd(SEP + 2, 91), jnp.diag(jnp.asarray(TIE))])
     g, h = sym(4, 92), sym(4, 93)
@@ -352,9 +354,13 @@ def test_jit_vmap_mixed_batch_and_jet_of_grad():
         es = [[h] * j + [g] + [h] * (k - j) for j in range(k + 1)]
         ref = sum(frechet(sl.sqrtm, batch[0], e) for e in es).real * math.factorial(k)
         np.testing.assert_allclose(0.5 * (y + y.T), ref, atol=1e-9)
-    # eigh under jit and vmap: the same as eager, per matrix
+    # eigh under jit and vmap: the same as eager, per matrix; the cotangent check per matrix
     w, q = jax.jit(jax.vmap(jaxsvd.eigh))(batch)
     np.testing.assert_array_equal(w, jnp.linalg.eigh(batch)[0])
+    ploss = lambda x: jnp.sum(g * (jaxsvd.eigh(x)[1][:, :2] @ jaxsvd.eigh(x)[1][:, :2].T))  # noqa: E731
+    pg = jax.jit(jax.vmap(jax.grad(ploss)))(batch)
+    for i in range(3):
+        np.testing.assert_allclose(0.5 * (pg[i] + pg[i].T), dproj_first(batch[i], g, 2), atol=1e-12)
 
 
 def test_float32():
