@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ._branches import branches as _svd_branches
 from ._eigh import as_square, eigh, eigvalsh, hermitian_part, lapack_eigh, shift_of, shifted_basis
 from ._series import mH, svd_series
-from ._branches import branches as _svd_branches
 from ._spectral import spectral_function as _svd_spectral_function
 from ._svd import static_int
 from ._ties import apply_general, left_projector

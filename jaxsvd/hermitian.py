@@ -26,5 +26,5 @@ from ._hermitian import projector as projector
 from ._hermitian import spectral_function as spectral_function
 from ._hermitian import sqrtm as sqrtm
 
-__all__ = ["branches", "derivatives", "eigh_generalized", "expm", "fidelity", "gaps", "logdet", "logm", "matrix_function", "powm", "projector",
-           "spectral_function", "sqrtm"]
+__all__ = ["branches", "derivatives", "eigh_generalized", "expm", "fidelity", "gaps", "logdet", "logm",
+           "matrix_function", "powm", "projector", "spectral_function", "sqrtm"]
