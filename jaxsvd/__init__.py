@@ -8,12 +8,15 @@ Semi-public internals (the primitives and the series engine) are in
 from importlib.metadata import PackageNotFoundError, version
 
 from . import _jet_control as _jet_control  # noqa: F401 - jet rules for scan/while/cond/remat
+from . import hermitian as hermitian
 from . import montecarlo as montecarlo
 from ._branches import branches as branches
 from ._closed_forms import hessian as hessian
 from ._closed_forms import hvp as hvp
 from ._closed_forms import jacobian as jacobian
 from ._derivatives import derivatives as derivatives
+from ._eigh import eigh as eigh
+from ._eigh import eigvalsh as eigvalsh
 from ._spectral import ky_fan_norm as ky_fan_norm
 from ._spectral import nuclear_norm as nuclear_norm
 from ._spectral import schatten_norm as schatten_norm
@@ -38,7 +41,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "branches", "derivatives", "gaps", "generalized_matrix_function", "hessian", "hvp", "jacobian", "ky_fan_norm",
+    "branches", "derivatives", "eigh", "eigvalsh", "gaps", "generalized_matrix_function", "hermitian", "hessian",
+    "hvp", "jacobian", "ky_fan_norm",
     "montecarlo", "nuclear_norm", "polar", "projectors", "schatten_norm", "singular_triplet",
     "spectral_function", "spectral_norm", "svd", "svds", "svds_with_info", "SvdsInfo",
     "svdvals", "truncate", "truncated_split",

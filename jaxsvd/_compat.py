@@ -479,26 +479,30 @@ def def_rules(prim: Primitive, *, impl, abstract, static_argnames, jvp, transpos
     """Every rule of a primitive whose impl is jnp code on operands with leading
     batch dimensions: primal (jitted, ``static_argnames`` its params), abstract
     eval, lowering from the impl, batching (:func:`def_batching_leading`), JVP,
-    transpose, Taylor."""
+    transpose (None: a non-linear primitive), Taylor."""
     prim.def_impl(jax.jit(impl, static_argnames=static_argnames))
     prim.def_abstract_eval(abstract)
     def_lowering_from_fun(prim, impl, multiple_results=multiple_results)
     def_batching_leading(prim, out_dims)
     def_jvp(prim, jvp)
-    def_transpose(prim, transpose)
+    if transpose is not None:
+        def_transpose(prim, transpose)
     def_taylor(prim, taylor)
 
 
 def def_batching_leading(prim: Primitive, out_dims=0) -> None:
     """The batching rule of a primitive whose impl takes any leading batch
     dimensions (all operands alike): move each batched operand's axis to the
-    front, broadcast the others, bind once; the results are batched at ``out_dims``."""
+    front, broadcast the others, bind once; the results are batched at ``out_dims``
+    (for a multiple-results primitive whose number of results depends on its
+    parameters, ``"leading"``: every result at 0)."""
 
     def rule(args, dims, **params):
         size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
         moved = [jnp.moveaxis(x, d, 0) if d is not None else jnp.broadcast_to(x, (size,) + x.shape)
                  for x, d in zip(args, dims, strict=True)]
-        return prim.bind(*moved, **params), out_dims
+        out = prim.bind(*moved, **params)
+        return out, ([0] * len(out) if out_dims == "leading" else out_dims)
 
     batching.primitive_batchers[prim] = rule
 
@@ -564,8 +568,8 @@ def def_dce_passthrough(prim: Primitive, passthrough) -> None:
     pe.dce_rules[prim] = rule
 
 
-try:  # the NamedTuple jnp.linalg.svd returns (not re-exported publicly)
-    from jax._src.numpy.linalg import SVDResult
+try:  # the NamedTuples jnp.linalg.svd / eigh return (not re-exported publicly)
+    from jax._src.numpy.linalg import EighResult, SVDResult
 except ImportError:  # pragma: no cover - future JAX
     from typing import NamedTuple as _NT
 
@@ -573,6 +577,10 @@ except ImportError:  # pragma: no cover - future JAX
         U: jax.Array
         S: jax.Array
         Vh: jax.Array
+
+    class EighResult(_NT):  # type: ignore[no-redef]
+        eigenvalues: jax.Array
+        eigenvectors: jax.Array
 
 
 def bcoo_from_scipy(mat):

@@ -10,7 +10,6 @@ its ``jet`` rule the engine at order K (jaxsvd/_series.py); both re-bind
 from __future__ import annotations
 
 import operator
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -139,12 +138,6 @@ def _svd_abstract_eval(a, *, full_matrices, compute_uv, masked):
             _compat.ShapedArray(batch + (kv, n), a.dtype))
 
 
-def _svd_batch(args, dims, **params):
-    (a,), (d,) = args, dims
-    out = svd_p.bind(jnp.moveaxis(a, d, 0), **params)
-    return out, [0] * len(out)
-
-
 def basis(a, full_matrices: bool = False):
     """The smooth internal basis: (s, U, V, U_null, V_null), V as columns."""
     s, U, Vt = svd_p.bind(a, full_matrices=full_matrices, compute_uv=True, masked=False)
@@ -210,12 +203,9 @@ def _svd_taylor(primals_in, series_in, *, full_matrices, compute_uv, masked):
 # registration
 # ---------------------------------------------------------------------------
 
-svd_p.def_impl(partial(jax.jit, static_argnames=("full_matrices", "compute_uv", "masked"))(_svd_impl))
-svd_p.def_abstract_eval(_svd_abstract_eval)
-_compat.def_lowering_from_fun(svd_p, _svd_impl, multiple_results=True)
-_compat.def_batching(svd_p, _svd_batch)
-_compat.def_jvp(svd_p, _svd_jvp)
-_compat.def_taylor(svd_p, _svd_taylor)
+_compat.def_rules(svd_p, impl=_svd_impl, abstract=_svd_abstract_eval,
+                  static_argnames=("full_matrices", "compute_uv", "masked"), jvp=_svd_jvp, transpose=None,
+                  taylor=_svd_taylor, multiple_results=True, out_dims="leading")
 
 
 # ---------------------------------------------------------------------------

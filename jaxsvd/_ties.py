@@ -714,26 +714,27 @@ def projectors(a, k: int):
     """
     a = _checked(a)
     m, n = a.shape[-2:]
-    r = min(m, n)
-    k = _static_k(k, r)
-    s, u, vt = _factor(a)
-    g = _apply(a, _spec_pinv(k), (s, u, vt))
-    nan_guard = 0.0 * jnp.sum(lax.stop_gradient(a), axis=(-2, -1))[..., None, None]  # NaN in, NaN out
+    k = _static_k(k, min(m, n))
+    factors = _factor(a)
+    g = _apply(a, _spec_pinv(k), factors)
+    return left_projector(a, k, factors, g), left_projector(mH(a), k, (factors[0], mH(factors[2]), mH(factors[1])),
+                                                            mH(g))
 
-    def exact(prod, basis):  # value from the basis (accurate), derivative from the product
-        val = mm(basis[..., :, :k], mH(basis[..., :, :k]))
-        return _sym(prod) - lax.stop_gradient(_sym(prod)) + val
 
-    batch = a.shape[:-2]
-    if k == r and m <= n:
-        pu = jnp.broadcast_to(jnp.eye(m, dtype=a.dtype), batch + (m, m)) + nan_guard
-    else:
-        pu = exact(mm(g, mH(a)), u)
-    if k == r and n <= m:
-        pv = jnp.broadcast_to(jnp.eye(n, dtype=a.dtype), batch + (n, n)) + nan_guard
-    else:
-        pv = exact(mm(mH(a), g), mH(vt))
-    return pu, pv
+def left_projector(a, k: int, factors, g=None):
+    """``U_k U_k^H`` (..., m, m) for the SVD ``factors = (s, U, Vt)`` of ``a``, as
+    ``G a^H`` with ``G = U_k diag(1/s_k) V_k^H`` (``g``, computed when None): exact
+    derivatives through ties on either side of the cut, NaN at sigma_k = sigma_(k+1)."""
+    m, n = a.shape[-2:]
+    u = factors[1]
+    if k == min(m, n) and m <= n:
+        nan_guard = 0.0 * jnp.sum(lax.stop_gradient(a), axis=(-2, -1))[..., None, None]  # NaN in, NaN out
+        return jnp.broadcast_to(jnp.eye(m, dtype=a.dtype), a.shape[:-2] + (m, m)) + nan_guard
+    if g is None:
+        g = _apply(a, _spec_pinv(k), factors)
+    prod = mm(g, mH(a))
+    val = mm(u[..., :, :k], mH(u[..., :, :k]))  # value from the basis (accurate), derivative from the product
+    return _sym(prod) - lax.stop_gradient(_sym(prod)) + val
 
 
 def generalized_matrix_function(g):
@@ -810,16 +811,27 @@ def generalized_matrix_function(g):
     specs = {}  # one spec (one compilation) per number of parameters
 
     def F(a, *params):
-        a = _checked(a)
-        rdt = real_dtype(a.dtype)
-        params = tuple(as_param(p, i, f"g = {name}", rdt) for i, p in enumerate(params))
-        r = min(a.shape[-2:])
-        check(g, f"g = {name}", r, rdt, params, (r,), "the same shape (elementwise)")
-        spec = specs.get(len(params))
-        if spec is None:
-            spec = specs[len(params)] = _Spec("general", name, g=g, nparams=len(params))
-        batch = a.shape[:-2]
-        return _apply(a, spec, params=tuple(jnp.broadcast_to(p, batch + p.shape) for p in params))
+        return apply_general(g, name, specs, _checked(a), params)
 
     F.__name__ = F.__qualname__ = f"generalized_matrix_function({name})"
     return F
+
+
+def apply_general(g, name: str, specs: dict, a, params, factors=None, batched=()):
+    """``U diag(g(s, *batched, *params)) V^H`` for the SVD ``factors`` of ``a``
+    (computed when None).  ``params``: the user's (validated and broadcast here);
+    ``batched``: arrays that already carry a's batch dimensions (one value per
+    matrix, e.g. the shift of jaxsvd/_hermitian.py).  ``specs`` caches one spec
+    per number of parameters."""
+    rdt = real_dtype(a.dtype)
+    params = tuple(as_param(p, i, f"g = {name}", rdt) for i, p in enumerate(params))
+    r = min(a.shape[-2:])
+    batch = a.shape[:-2]
+    probe = tuple(jnp.zeros(b.shape[len(batch):], rdt) for b in batched)
+    check(g, f"g = {name}", r, rdt, probe + params, (r,), "the same shape (elementwise)")
+    nparams = len(batched) + len(params)
+    spec = specs.get(nparams)
+    if spec is None:
+        spec = specs[nparams] = _Spec("general", name, g=g, nparams=nparams)
+    params = tuple(batched) + tuple(jnp.broadcast_to(p, batch + p.shape) for p in params)
+    return _apply(a, spec, factors, params=params)

@@ -3,6 +3,7 @@
 No stability promise: names and signatures here may change in any release.
 """
 
+from .._eigh import eigh_p as eigh_p
 from .._gauge import GAUGE_CHECK_ULPS as GAUGE_CHECK_ULPS
 from .._gauge import gauge_check_rtol as gauge_check_rtol
 from .._gauge import gauge_mask as gauge_mask
