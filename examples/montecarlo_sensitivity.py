@@ -18,6 +18,9 @@ with a Gaussian direction H per matrix.  For each ensemble:
    narrow that its slope is noise).
 
     python examples/montecarlo_sensitivity.py [--num 20000] [--out montecarlo_out]
+
+Time: about 13 s of CPU time with the defaults (measured on a
+busy 2-core machine; wall time depends on the load).  Output is printed line by line.
 """
 
 from __future__ import annotations

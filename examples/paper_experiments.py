@@ -15,6 +15,9 @@ U(0, 1) with random seed 1 (its Figures 2 and 3).  Here:
     python examples/paper_experiments.py [--out DIR]
 
 (``python -m jaxsvd demo`` runs the same checks with a table and more figures.)
+
+Time: about 18 s of CPU time with the defaults (measured on a
+busy 2-core machine; wall time depends on the load).  Output is printed line by line.
 """
 
 from __future__ import annotations

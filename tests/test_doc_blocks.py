@@ -55,7 +55,7 @@ def python_blocks(path: pathlib.Path) -> list[tuple[int, str]]:
 
 def program(path: pathlib.Path, blocks: list[tuple[int, str]]) -> str:
     """One script: the blocks in order, each announced on stderr so a failure names it."""
-    rel = path.relative_to(ROOT)
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     parts = []
     for n, (line, src) in enumerate(blocks, 1):
         parts.append(f"import sys as _doc_sys\nprint('@@block {n} ({rel}:{line})', file=_doc_sys.stderr, flush=True)\n")
@@ -91,6 +91,14 @@ def test_fence_parser(tmp_path):
     md = tmp_path / "x.md"
     md.write_text("a\n```python\nx = 1\n```\n```text\nnot code\n```\n- item\n\n  ```python\n  y = x + 1\n  ```\n")
     assert python_blocks(md) == [(2, "x = 1\n"), (10, "y = x + 1\n")]
+
+
+def test_a_failing_block_is_named(tmp_path):
+    md = tmp_path / "broken.md"
+    md.write_text("```python\nx = 1\n```\ntext\n```python\ny = undefined_name\n```\n")
+    proc, _, n = run_file(md, tmp_path)
+    assert n == 2 and proc.returncode != 0
+    assert failing_block(proc.stderr) == "2 (broken.md:5)" and "NameError" in proc.stderr
 
 
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(ROOT)) for p in FILES])
