@@ -175,7 +175,19 @@ def _prepare(a, UPLO, symmetrize_input):
     a = as_square(a)
     if symmetrize_input:
         a = hermitian_part(a)
+    else:
+        # The Hermitian matrix the read triangle stands for: the same entries reach
+        # LAPACK (same values), and a tangent in the ignored triangle now has no
+        # effect, as on the function itself (finite differences agree).
+        a = triangle_hermitian(a, lower)
     return a, lower
+
+
+def triangle_hermitian(a, lower: bool):
+    """The Hermitian matrix that ``a``'s lower (or upper) triangle stands for
+    (the diagonal's real part): what LAPACK's eigh reads."""
+    t = jnp.tril(a) if lower else jnp.triu(a)
+    return hermitian_part(t + mH(jnp.tril(a, -1) if lower else jnp.triu(a, 1)))
 
 
 def eigh(a, UPLO=None, symmetrize_input: bool = True):
@@ -192,8 +204,9 @@ def eigh(a, UPLO=None, symmetrize_input: bool = True):
     ``F_ij = 1/(w_j - w_i)`` (JAX's rule); every order continues it.
 
     Derivative gauge: ``diag(Q^H dQ) = 0`` (JAX's), at every order.  A tangent
-    is symmetrised, ``dA -> (dA + dA^H)/2`` (also with ``symmetrize_input=False``:
-    the derivative is then that of the Hermitian matrix ``a`` stands for).
+    is symmetrised, ``dA -> (dA + dA^H)/2``.  With ``symmetrize_input=False``
+    the derivative is that of the Hermitian matrix the read triangle (``UPLO``)
+    stands for: a tangent in the other triangle has no effect, as on the values.
 
     Degeneracy (as :func:`jaxsvd.svd`): where ``w_k`` ties with another
     eigenvalue (within ``4 n eps (w_max + 2 max|w|)``), the derivatives that do

@@ -452,3 +452,33 @@ def test_branches_through_an_exact_tie_against_mpmath():
                          for k in range(4)] for j in range(4)])
     np.testing.assert_allclose(got, ref, atol=1e-10)
     np.testing.assert_allclose(got[:, 2:], H.derivatives(jnp.asarray(a), jnp.asarray(h), 3)[:, 2:], atol=1e-12)
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+@pytest.mark.parametrize("uplo", ["L", "U"])
+def test_eigh_unsymmetrized_input_derivative_is_the_triangles(cplx, uplo):
+    """symmetrize_input=False: LAPACK reads one triangle, so a tangent in the other
+    triangle changes nothing, and the derivative is that of the Hermitian matrix the
+    read triangle stands for.  Reference: central differences of numpy's eigh of
+    that matrix built by hand, and the resolvent formula (dproj_first)."""
+    x = rng(31).standard_normal((4, 4)) + (1j * rng(32).standard_normal((4, 4)) if cplx else 0)
+    d = rng(33).standard_normal((4, 4)) + (1j * rng(34).standard_normal((4, 4)) if cplx else 0)
+    a, h = jnp.asarray(x + 4 * np.diag(np.arange(4.0))), jnp.asarray(d)  # not Hermitian
+
+    def built(m):  # the Hermitian matrix of the read triangle, in numpy
+        m = np.asarray(m)
+        t = np.tril(m, -1) if uplo == "L" else np.triu(m, 1)
+        return t + t.conj().T + np.diag(np.real(np.diag(m)))
+
+    f = lambda m: jaxsvd.eigh(m, UPLO=uplo, symmetrize_input=False)
+    (w, q), (dw, dq) = jax.jvp(f, (a,), (h,))
+    np.testing.assert_array_equal(w, jnp.linalg.eigh(a, UPLO=uplo, symmetrize_input=False)[0])
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(built(a)), rtol=1e-13)
+    eps = 1e-6
+    fd = (np.linalg.eigvalsh(built(a + eps * h)) - np.linalg.eigvalsh(built(a - eps * h))) / (2 * eps)
+    np.testing.assert_allclose(dw, fd, atol=1e-8)
+    dp = dq[:, :2] @ jnp.conj(q[:, :2]).T
+    dp = dp + jnp.conj(dp).T
+    np.testing.assert_allclose(dp, dproj_first(built(a), built(h), 2), atol=1e-12)
+    other = jnp.asarray(np.triu(d, 1) if uplo == "L" else np.tril(d, -1))  # the ignored triangle
+    np.testing.assert_array_equal(jax.jvp(lambda m: jaxsvd.eigvalsh(m, uplo, symmetrize_input=False), (a,), (other,))[1], 0)
