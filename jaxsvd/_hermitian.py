@@ -305,8 +305,7 @@ def derivatives(a, h, order: int):
     h = hermitian_part(as_square(h, "h"))
     if h.shape != a.shape:
         raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
-    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
-        raise ValueError(f"order must be a static int >= 0, got {order!r}")
+    order = static_int(order, "order", low=0)  # as jaxsvd.derivatives
     if a.dtype != h.dtype:
         dtype = np.promote_types(a.dtype, h.dtype)
         a, h = a.astype(dtype), h.astype(dtype)

@@ -401,6 +401,12 @@ def test_bad_input():
         H.matrix_function(lambda w: jnp.sum(w))(a)
     with pytest.raises(ValueError, match="shape of a"):
         H.derivatives(a, jnp.ones((3, 3)), 2)
+    # order goes through the shared integer check, as in jaxsvd.derivatives
+    with pytest.raises(TypeError, match="order"):
+        H.derivatives(a, a, 2.0)
+    with pytest.raises(ValueError, match="order"):
+        H.derivatives(a, a, -1)
+    np.testing.assert_array_equal(H.derivatives(a, a, np.int64(2)), H.derivatives(a, a, 2))
     # a non-Hermitian direction is symmetrised
     n = jnp.asarray(rng(111).standard_normal((4, 4)))
     np.testing.assert_allclose(jax.jvp(H.expm, (a,), (n,))[1], jax.jvp(H.expm, (a,), (0.5 * (n + n.T),))[1],
