@@ -398,10 +398,13 @@ def fidelity(rho, sigma):
       >>> round(float(jaxsvd.hermitian.fidelity(rho, jnp.diag(jnp.array([0.9, 0.1])))), 4)  # (sum sqrt(p q))**2
       0.8
     """
+    rho, sigma = _checked(rho, "rho"), _checked(sigma, "sigma")
+    if sigma.shape != rho.shape:
+        raise ValueError(f"rho and sigma must have the same shape; got {rho.shape} and {sigma.shape}")
+    if rho.dtype != sigma.dtype:  # both square roots in the common precision
+        dtype = np.promote_types(rho.dtype, sigma.dtype)
+        rho, sigma = rho.astype(dtype), sigma.astype(dtype)
     r = _SQRT_PSD(rho)
-    sigma = _checked(sigma, "sigma")
-    if sigma.shape != r.shape:
-        raise ValueError(f"rho and sigma must have the same shape; got {r.shape} and {sigma.shape}")
     t = jnp.real(jnp.trace(_SQRT_PSD(r @ sigma @ r), axis1=-2, axis2=-1))
     return t * t
 

@@ -488,3 +488,16 @@ def test_eigh_unsymmetrized_input_derivative_is_the_triangles(cplx, uplo):
     np.testing.assert_allclose(dp, dproj_first(built(a), built(h), 2), atol=1e-12)
     other = jnp.asarray(np.triu(d, 1) if uplo == "L" else np.tril(d, -1))  # the ignored triangle
     np.testing.assert_array_equal(jax.jvp(lambda m: jaxsvd.eigvalsh(m, uplo, symmetrize_input=False), (a,), (other,))[1], 0)
+
+
+def test_fidelity_mixed_precision_is_computed_in_the_common_dtype():
+    """float32 rho with float64 sigma: the result is float64, and so is the work
+    (it was sqrt(rho) in float32, an error ~1e-8).  Reference: the commuting
+    closed form (sum_i sqrt(p_i q_i))**2 in numpy float64."""
+    p = jnp.asarray([0.2, 0.3, 0.5], jnp.float32)
+    q = jnp.asarray([0.6, 0.3, 0.1], jnp.float64)
+    f = H.fidelity(jnp.diag(p), jnp.diag(q))
+    assert f.dtype == jnp.float64
+    ref = np.sum(np.sqrt(np.asarray(p, np.float64) * np.asarray(q))) ** 2
+    np.testing.assert_allclose(f, ref, rtol=1e-14)
+    np.testing.assert_allclose(H.fidelity(jnp.diag(q), jnp.diag(p)), ref, rtol=1e-14)
