@@ -47,7 +47,7 @@ from ._svd import as_matrix, first_order_values, real_dtype
 
 def as_square(a, name: str = "a"):
     """Validate ``a`` (..., n, n) like :func:`jaxsvd._svd.as_matrix`, and square."""
-    a = as_matrix(a, name)
+    a = as_matrix(a, name, what="Hermitian eigensolver", like="jnp.linalg.eigh")
     if a.shape[-1] != a.shape[-2]:
         raise ValueError(f"{name} must be square (..., n, n) (Hermitian); got shape {a.shape}")
     return a

@@ -501,3 +501,13 @@ def test_fidelity_mixed_precision_is_computed_in_the_common_dtype():
     ref = np.sum(np.sqrt(np.asarray(p, np.float64) * np.asarray(q))) ** 2
     np.testing.assert_allclose(f, ref, rtol=1e-14)
     np.testing.assert_allclose(H.fidelity(jnp.diag(q), jnp.diag(p)), ref, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_half_precision_error_names_the_eigensolver(dtype):
+    """The TypeError for float16 / bfloat16 names eigh (it said "no SVD ... as
+    jnp.linalg.svd requires" for eigh and every hermitian function)."""
+    a = jnp.eye(2, dtype=dtype)
+    for fn in (jaxsvd.eigh, jaxsvd.eigvalsh, H.sqrtm, lambda x: H.projector(x, 1)):
+        with pytest.raises(TypeError, match="Hermitian eigensolver.*jnp.linalg.eigh"):
+            fn(a)
