@@ -342,8 +342,11 @@ def branches(a, h, order: int):
     h = hermitian_part(as_square(h, "h"))
     if h.shape != a.shape:
         raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
+    if a.dtype != h.dtype:  # promote (a complex h must not lose its imaginary part)
+        dtype = np.promote_types(a.dtype, h.dtype)
+        a, h = a.astype(dtype), h.astype(dtype)
     b, _, c = shifted(a)
-    rows = _svd_branches(b, h.astype(b.dtype), order)[..., ::-1]
+    rows = _svd_branches(b, h, order)[..., ::-1]
     return rows.at[0].add(-c)
 
 

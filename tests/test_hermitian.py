@@ -511,3 +511,16 @@ def test_half_precision_error_names_the_eigensolver(dtype):
     for fn in (jaxsvd.eigh, jaxsvd.eigvalsh, H.sqrtm, lambda x: H.projector(x, 1)):
         with pytest.raises(TypeError, match="Hermitian eigensolver.*jnp.linalg.eigh"):
             fn(a)
+
+
+def test_branches_promotes_the_direction():
+    """A complex direction with a real a raises (branches is real-only), instead of
+    silently dropping h's imaginary part (it returned slope 0 at I along
+    [[0, i], [-i, 0]], whose eigenvalues are 1 -+ t); a float64 h with a float32 a
+    gives float64 (closed form 1 -+ sqrt(5) t / 3)."""
+    with pytest.raises(NotImplementedError, match="real"):
+        H.branches(jnp.eye(2), jnp.array([[0.0, 1j], [-1j, 0.0]]), 1)
+    h = jnp.array([[1.0, 2.0], [2.0, -1.0]], jnp.float64) / 3
+    b = H.branches(jnp.eye(2, dtype=jnp.float32), h, 1)
+    assert b.dtype == jnp.float64
+    np.testing.assert_allclose(b[1], [-np.sqrt(5) / 3, np.sqrt(5) / 3], rtol=1e-14)
