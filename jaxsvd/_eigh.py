@@ -213,11 +213,12 @@ def eigh(a, UPLO=None, symmetrize_input: bool = True):
     not exist -- those of ``q_k`` and of ``w_k`` beyond the first order -- are
     NaN; every other coefficient stays exact.  Reverse mode of a real loss that
     is invariant under rotations of the eigenvectors inside each cluster
-    (``Q_c Q_c^H``, ``Q diag(w) Q^H``, a projector at a gap) is exact there
+    (``Q_c Q_c^H``, ``||Q diag(w) Q^H||_F``, a projector at a gap) is exact there
     too (the cotangent is checked for that invariance; NaN if it fails;
-    complex input: NaN).  Matrix functions ``Q diag(f(w)) Q^H`` whose f
-    weights tied eigenvalues differently are NaN in reverse mode at ties: use
-    :func:`jaxsvd.hermitian.matrix_function`, exact there.
+    complex input: NaN).  A linear read-out of a matrix function,
+    ``sum(T * Q diag(f(w)) Q^H)``, is NaN in reverse mode at ties, even for
+    ``f(w) = w`` (its cotangent cannot be told from a non-invariant loss's,
+    docs/degeneracy.md): use :func:`jaxsvd.hermitian.matrix_function`, exact there.
 
     Args:
       a: real symmetric or complex Hermitian array ``(..., n, n)``

@@ -524,3 +524,25 @@ def test_branches_promotes_the_direction():
     b = H.branches(jnp.eye(2, dtype=jnp.float32), h, 1)
     assert b.dtype == jnp.float64
     np.testing.assert_allclose(b[1], [-np.sqrt(5) / 3, np.sqrt(5) / 3], rtol=1e-14)
+
+
+def test_eigh_reverse_mode_at_a_tie_what_the_docs_promise():
+    """docs/hermitian.md and eigh's docstring: ||Q diag(w) Q^T||_F^2 (= ||A||_F^2,
+    gradient 2A) is exact at a rotated tie; the linear read-out
+    sum(T * Q diag(w) Q^T) is NaN there (the docs listed it as exact), and
+    hermitian.matrix_function gives its gradient, sym(T)."""
+    a = spd(TIE, 120)
+    t = jnp.asarray(rng(121).standard_normal((4, 4)))
+
+    def norm2(x):
+        w, q = jaxsvd.eigh(x)
+        return jnp.sum(((q * w[None, :]) @ q.T) ** 2)
+
+    def readout(x):
+        w, q = jaxsvd.eigh(x)
+        return jnp.sum(t * ((q * w[None, :]) @ q.T))
+
+    np.testing.assert_allclose(jax.grad(norm2)(a), 2 * a, atol=1e-13)
+    assert np.all(np.isnan(jax.grad(readout)(a)))
+    ident = H.matrix_function(lambda w: w)
+    np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(t * ident(x)))(a), 0.5 * (t + t.T), atol=1e-13)
