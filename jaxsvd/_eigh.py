@@ -47,7 +47,7 @@ from ._svd import as_matrix, first_order_values, real_dtype
 
 def as_square(a, name: str = "a"):
     """Validate ``a`` (..., n, n) like :func:`jaxsvd._svd.as_matrix`, and square."""
-    a = as_matrix(a, name)
+    a = as_matrix(a, name, what="Hermitian eigensolver", like="jnp.linalg.eigh")
     if a.shape[-1] != a.shape[-2]:
         raise ValueError(f"{name} must be square (..., n, n) (Hermitian); got shape {a.shape}")
     return a
@@ -175,7 +175,19 @@ def _prepare(a, UPLO, symmetrize_input):
     a = as_square(a)
     if symmetrize_input:
         a = hermitian_part(a)
+    else:
+        # The Hermitian matrix the read triangle stands for: the same entries reach
+        # LAPACK (same values), and a tangent in the ignored triangle now has no
+        # effect, as on the function itself (finite differences agree).
+        a = triangle_hermitian(a, lower)
     return a, lower
+
+
+def triangle_hermitian(a, lower: bool):
+    """The Hermitian matrix that ``a``'s lower (or upper) triangle stands for
+    (the diagonal's real part): what LAPACK's eigh reads."""
+    t = jnp.tril(a) if lower else jnp.triu(a)
+    return hermitian_part(t + mH(jnp.tril(a, -1) if lower else jnp.triu(a, 1)))
 
 
 def eigh(a, UPLO=None, symmetrize_input: bool = True):
@@ -192,19 +204,21 @@ def eigh(a, UPLO=None, symmetrize_input: bool = True):
     ``F_ij = 1/(w_j - w_i)`` (JAX's rule); every order continues it.
 
     Derivative gauge: ``diag(Q^H dQ) = 0`` (JAX's), at every order.  A tangent
-    is symmetrised, ``dA -> (dA + dA^H)/2`` (also with ``symmetrize_input=False``:
-    the derivative is then that of the Hermitian matrix ``a`` stands for).
+    is symmetrised, ``dA -> (dA + dA^H)/2``.  With ``symmetrize_input=False``
+    the derivative is that of the Hermitian matrix the read triangle (``UPLO``)
+    stands for: a tangent in the other triangle has no effect, as on the values.
 
     Degeneracy (as :func:`jaxsvd.svd`): where ``w_k`` ties with another
     eigenvalue (within ``4 n eps (w_max + 2 max|w|)``), the derivatives that do
     not exist -- those of ``q_k`` and of ``w_k`` beyond the first order -- are
     NaN; every other coefficient stays exact.  Reverse mode of a real loss that
     is invariant under rotations of the eigenvectors inside each cluster
-    (``Q_c Q_c^H``, ``Q diag(w) Q^H``, a projector at a gap) is exact there
+    (``Q_c Q_c^H``, ``||Q diag(w) Q^H||_F``, a projector at a gap) is exact there
     too (the cotangent is checked for that invariance; NaN if it fails;
-    complex input: NaN).  Matrix functions ``Q diag(f(w)) Q^H`` whose f
-    weights tied eigenvalues differently are NaN in reverse mode at ties: use
-    :func:`jaxsvd.hermitian.matrix_function`, exact there.
+    complex input: NaN).  A linear read-out of a matrix function,
+    ``sum(T * Q diag(f(w)) Q^H)``, is NaN in reverse mode at ties, even for
+    ``f(w) = w`` (its cotangent cannot be told from a non-invariant loss's,
+    docs/degeneracy.md): use :func:`jaxsvd.hermitian.matrix_function`, exact there.
 
     Args:
       a: real symmetric or complex Hermitian array ``(..., n, n)``

@@ -305,8 +305,7 @@ def derivatives(a, h, order: int):
     h = hermitian_part(as_square(h, "h"))
     if h.shape != a.shape:
         raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
-    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
-        raise ValueError(f"order must be a static int >= 0, got {order!r}")
+    order = static_int(order, "order", low=0)  # as jaxsvd.derivatives
     if a.dtype != h.dtype:
         dtype = np.promote_types(a.dtype, h.dtype)
         a, h = a.astype(dtype), h.astype(dtype)
@@ -343,8 +342,11 @@ def branches(a, h, order: int):
     h = hermitian_part(as_square(h, "h"))
     if h.shape != a.shape:
         raise ValueError(f"direction h must have the shape of a {a.shape}; got {h.shape}")
+    if a.dtype != h.dtype:  # promote (a complex h must not lose its imaginary part)
+        dtype = np.promote_types(a.dtype, h.dtype)
+        a, h = a.astype(dtype), h.astype(dtype)
     b, _, c = shifted(a)
-    rows = _svd_branches(b, h.astype(b.dtype), order)[..., ::-1]
+    rows = _svd_branches(b, h, order)[..., ::-1]
     return rows.at[0].add(-c)
 
 
@@ -399,10 +401,13 @@ def fidelity(rho, sigma):
       >>> round(float(jaxsvd.hermitian.fidelity(rho, jnp.diag(jnp.array([0.9, 0.1])))), 4)  # (sum sqrt(p q))**2
       0.8
     """
+    rho, sigma = _checked(rho, "rho"), _checked(sigma, "sigma")
+    if sigma.shape != rho.shape:
+        raise ValueError(f"rho and sigma must have the same shape; got {rho.shape} and {sigma.shape}")
+    if rho.dtype != sigma.dtype:  # both square roots in the common precision
+        dtype = np.promote_types(rho.dtype, sigma.dtype)
+        rho, sigma = rho.astype(dtype), sigma.astype(dtype)
     r = _SQRT_PSD(rho)
-    sigma = _checked(sigma, "sigma")
-    if sigma.shape != r.shape:
-        raise ValueError(f"rho and sigma must have the same shape; got {r.shape} and {sigma.shape}")
     t = jnp.real(jnp.trace(_SQRT_PSD(r @ sigma @ r), axis1=-2, axis2=-1))
     return t * t
 

@@ -27,7 +27,7 @@ from ._spectrum import degenerate, relative_gaps
 # ---------------------------------------------------------------------------
 
 
-def as_matrix(a, name: str = "a", *, batch: bool = True):
+def as_matrix(a, name: str = "a", *, batch: bool = True, what: str = "SVD", like: str = "jnp.linalg.svd"):
     """Validate and promote input like ``jnp.linalg.svd`` does.
 
     Raises ValueError for fewer than 2 dimensions (or more than 2 when
@@ -49,8 +49,8 @@ def as_matrix(a, name: str = "a", *, batch: bool = True):
         a = a.astype(_inexact(a.dtype))
     elif a.dtype.itemsize < (8 if jnp.issubdtype(a.dtype, jnp.complexfloating) else 4):
         raise TypeError(
-            f"{name} has dtype {a.dtype}: LAPACK / cuSOLVER have no SVD in this precision; "
-            "cast to float32 (or complex64) first, as jnp.linalg.svd requires")
+            f"{name} has dtype {a.dtype}: LAPACK / cuSOLVER have no {what} in this precision; "
+            f"cast to float32 (or complex64) first, as {like} requires")
     return a
 
 

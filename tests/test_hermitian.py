@@ -401,6 +401,12 @@ def test_bad_input():
         H.matrix_function(lambda w: jnp.sum(w))(a)
     with pytest.raises(ValueError, match="shape of a"):
         H.derivatives(a, jnp.ones((3, 3)), 2)
+    # order goes through the shared integer check, as in jaxsvd.derivatives
+    with pytest.raises(TypeError, match="order"):
+        H.derivatives(a, a, 2.0)
+    with pytest.raises(ValueError, match="order"):
+        H.derivatives(a, a, -1)
+    np.testing.assert_array_equal(H.derivatives(a, a, np.int64(2)), H.derivatives(a, a, 2))
     # a non-Hermitian direction is symmetrised
     n = jnp.asarray(rng(111).standard_normal((4, 4)))
     np.testing.assert_allclose(jax.jvp(H.expm, (a,), (n,))[1], jax.jvp(H.expm, (a,), (0.5 * (n + n.T),))[1],
@@ -452,3 +458,91 @@ def test_branches_through_an_exact_tie_against_mpmath():
                          for k in range(4)] for j in range(4)])
     np.testing.assert_allclose(got, ref, atol=1e-10)
     np.testing.assert_allclose(got[:, 2:], H.derivatives(jnp.asarray(a), jnp.asarray(h), 3)[:, 2:], atol=1e-12)
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+@pytest.mark.parametrize("uplo", ["L", "U"])
+def test_eigh_unsymmetrized_input_derivative_is_the_triangles(cplx, uplo):
+    """symmetrize_input=False: LAPACK reads one triangle, so a tangent in the other
+    triangle changes nothing, and the derivative is that of the Hermitian matrix the
+    read triangle stands for.  Reference: central differences of numpy's eigh of
+    that matrix built by hand, and the resolvent formula (dproj_first)."""
+    x = rng(31).standard_normal((4, 4)) + (1j * rng(32).standard_normal((4, 4)) if cplx else 0)
+    d = rng(33).standard_normal((4, 4)) + (1j * rng(34).standard_normal((4, 4)) if cplx else 0)
+    a, h = jnp.asarray(x + 4 * np.diag(np.arange(4.0))), jnp.asarray(d)  # not Hermitian
+
+    def built(m):  # the Hermitian matrix of the read triangle, in numpy
+        m = np.asarray(m)
+        t = np.tril(m, -1) if uplo == "L" else np.triu(m, 1)
+        return t + t.conj().T + np.diag(np.real(np.diag(m)))
+
+    f = lambda m: jaxsvd.eigh(m, UPLO=uplo, symmetrize_input=False)
+    (w, q), (dw, dq) = jax.jvp(f, (a,), (h,))
+    np.testing.assert_array_equal(w, jnp.linalg.eigh(a, UPLO=uplo, symmetrize_input=False)[0])
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(built(a)), rtol=1e-13)
+    eps = 1e-6
+    fd = (np.linalg.eigvalsh(built(a + eps * h)) - np.linalg.eigvalsh(built(a - eps * h))) / (2 * eps)
+    np.testing.assert_allclose(dw, fd, atol=1e-8)
+    dp = dq[:, :2] @ jnp.conj(q[:, :2]).T
+    dp = dp + jnp.conj(dp).T
+    np.testing.assert_allclose(dp, dproj_first(built(a), built(h), 2), atol=1e-12)
+    other = jnp.asarray(np.triu(d, 1) if uplo == "L" else np.tril(d, -1))  # the ignored triangle
+    np.testing.assert_array_equal(jax.jvp(lambda m: jaxsvd.eigvalsh(m, uplo, symmetrize_input=False), (a,), (other,))[1], 0)
+
+
+def test_fidelity_mixed_precision_is_computed_in_the_common_dtype():
+    """float32 rho with float64 sigma: the result is float64, and so is the work
+    (it was sqrt(rho) in float32, an error ~1e-8).  Reference: the commuting
+    closed form (sum_i sqrt(p_i q_i))**2 in numpy float64."""
+    p = jnp.asarray([0.2, 0.3, 0.5], jnp.float32)
+    q = jnp.asarray([0.6, 0.3, 0.1], jnp.float64)
+    f = H.fidelity(jnp.diag(p), jnp.diag(q))
+    assert f.dtype == jnp.float64
+    ref = np.sum(np.sqrt(np.asarray(p, np.float64) * np.asarray(q))) ** 2
+    np.testing.assert_allclose(f, ref, rtol=1e-14)
+    np.testing.assert_allclose(H.fidelity(jnp.diag(q), jnp.diag(p)), ref, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_half_precision_error_names_the_eigensolver(dtype):
+    """The TypeError for float16 / bfloat16 names eigh (it said "no SVD ... as
+    jnp.linalg.svd requires" for eigh and every hermitian function)."""
+    a = jnp.eye(2, dtype=dtype)
+    for fn in (jaxsvd.eigh, jaxsvd.eigvalsh, H.sqrtm, lambda x: H.projector(x, 1)):
+        with pytest.raises(TypeError, match="Hermitian eigensolver.*jnp.linalg.eigh"):
+            fn(a)
+
+
+def test_branches_promotes_the_direction():
+    """A complex direction with a real a raises (branches is real-only), instead of
+    silently dropping h's imaginary part (it returned slope 0 at I along
+    [[0, i], [-i, 0]], whose eigenvalues are 1 -+ t); a float64 h with a float32 a
+    gives float64 (closed form 1 -+ sqrt(5) t / 3)."""
+    with pytest.raises(NotImplementedError, match="real"):
+        H.branches(jnp.eye(2), jnp.array([[0.0, 1j], [-1j, 0.0]]), 1)
+    h = jnp.array([[1.0, 2.0], [2.0, -1.0]], jnp.float64) / 3
+    b = H.branches(jnp.eye(2, dtype=jnp.float32), h, 1)
+    assert b.dtype == jnp.float64
+    np.testing.assert_allclose(b[1], [-np.sqrt(5) / 3, np.sqrt(5) / 3], rtol=1e-14)
+
+
+def test_eigh_reverse_mode_at_a_tie_what_the_docs_promise():
+    """docs/hermitian.md and eigh's docstring: ||Q diag(w) Q^T||_F^2 (= ||A||_F^2,
+    gradient 2A) is exact at a rotated tie; the linear read-out
+    sum(T * Q diag(w) Q^T) is NaN there (the docs listed it as exact), and
+    hermitian.matrix_function gives its gradient, sym(T)."""
+    a = spd(TIE, 120)
+    t = jnp.asarray(rng(121).standard_normal((4, 4)))
+
+    def norm2(x):
+        w, q = jaxsvd.eigh(x)
+        return jnp.sum(((q * w[None, :]) @ q.T) ** 2)
+
+    def readout(x):
+        w, q = jaxsvd.eigh(x)
+        return jnp.sum(t * ((q * w[None, :]) @ q.T))
+
+    np.testing.assert_allclose(jax.grad(norm2)(a), 2 * a, atol=1e-13)
+    assert np.all(np.isnan(jax.grad(readout)(a)))
+    ident = H.matrix_function(lambda w: w)
+    np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(t * ident(x)))(a), 0.5 * (t + t.T), atol=1e-13)
