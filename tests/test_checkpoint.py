@@ -27,7 +27,6 @@ _CHILD = textwrap.dedent("""
     import sys, jax
     jax.config.update("jax_enable_x64", True)
     import jaxsvd.montecarlo as mc
-from jaxsvd import _montecarlo as _mc
     kw = dict(order=2, batch_size=256, progress=False)
     mc.sensitivity(jax.random.key(5), (3, 4), 256, **kw)  # compile first
     print("ready", flush=True)
